@@ -1,0 +1,1 @@
+"""Components of the service-mesh platform: one module per concern (see DESIGN.md)."""

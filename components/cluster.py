@@ -1,0 +1,170 @@
+"""The DOKS cluster: VPC, HA control plane, a tainted system pool for the mesh control plane, an
+autoscaling workload pool, the DO project, and the Kubernetes provider every later layer uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_digitalocean as do
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterConfig
+
+# Label and taint that reserve the system pool for the mesh control plane. istiod's values use
+# the same constants for its nodeSelector and toleration, so they cannot drift apart.
+SYSTEM_POOL_LABEL = {"service-mesh/pool": "system"}
+SYSTEM_POOL_TAINT = {"key": "service-mesh/system", "value": "true", "effect": "NoSchedule"}
+WORKLOAD_POOL_LABEL = {"service-mesh/pool": "workload"}
+
+_DO_ENVIRONMENT = {"dev": "Development", "staging": "Staging", "production": "Production"}
+
+
+def workload_tag(name: str) -> str:
+    """Droplet tag on every workload node: the load balancer targets nodes by it, so it must
+    be stable across cluster rebuilds (derived from the stack name only)."""
+    return f"{name}-workload"
+
+
+def system_node_pool_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    """The cluster's default pool: fixed size, labelled and tainted for the control plane."""
+    return {
+        "name": f"{name}-system",
+        "size": cfg.system_pool.size,
+        "node_count": cfg.system_pool.node_count,
+        "auto_scale": False,
+        "labels": dict(SYSTEM_POOL_LABEL),
+        "taints": [dict(SYSTEM_POOL_TAINT)],
+        "tags": [f"{name}-system"],
+    }
+
+
+def workload_node_pool_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    return {
+        "name": f"{name}-workload",
+        "size": cfg.workload_pool.size,
+        "auto_scale": True,
+        "min_nodes": cfg.workload_pool.min_nodes,
+        "max_nodes": cfg.workload_pool.max_nodes,
+        # node_count is the initial size; the autoscaler owns it afterwards (ignore_changes).
+        "node_count": cfg.workload_pool.min_nodes,
+        "labels": dict(WORKLOAD_POOL_LABEL),
+        "tags": [workload_tag(name)],
+    }
+
+
+def cluster_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    """Cluster settings that do not depend on other resources."""
+    args: dict[str, Any] = {
+        "name": name,
+        "region": cfg.region,
+        "ha": cfg.ha,
+        "auto_upgrade": cfg.auto_upgrade,
+        "surge_upgrade": cfg.surge_upgrade,
+        "maintenance_policy": {
+            "day": cfg.maintenance_window.day,
+            "start_time": cfg.maintenance_window.start_time,
+        },
+        # Load balancers and volumes outlive the cluster: the LB is owned by Pulumi, and
+        # volumes hold data a rebuild must keep.
+        "destroy_all_associated_resources": False,
+        "tags": [name],
+    }
+    if cfg.control_plane_allow_list:
+        args["control_plane_firewall"] = {
+            "enabled": True,
+            "allowed_addresses": list(cfg.control_plane_allow_list),
+        }
+    return args
+
+
+class DoksCluster(pulumi.ComponentResource):
+    """VPC + DOKS + pools + Kubernetes provider. `provider` is what in-cluster layers use."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: ClusterConfig,
+        environment: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("service-mesh:cluster:DoksCluster", name, None, opts)
+        protect = cfg.protect
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.vpc = do.Vpc(
+            f"{name}-vpc",
+            name=f"{name}-vpc",
+            region=cfg.region,
+            ip_range=cfg.vpc_cidr,
+            description=f"Private network of the {name} service mesh",
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+
+        # The version comes from a data source so a DOKS patch upgrade is not a diff; only a
+        # change of the configured minor prefix moves the cluster.
+        version = do.get_kubernetes_versions_output(
+            version_prefix=cfg.kubernetes_version_prefix,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        ).latest_version
+
+        self.cluster = do.KubernetesCluster(
+            name,
+            version=version,
+            vpc_uuid=self.vpc.id,
+            node_pool=do.KubernetesClusterNodePoolArgs(**system_node_pool_args(name, cfg)),
+            **cluster_args(name, cfg),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+
+        self.workload_pool = do.KubernetesNodePool(
+            f"{name}-workload",
+            cluster_id=self.cluster.id,
+            **workload_node_pool_args(name, cfg),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeCount"]),
+        )
+
+        self.project = do.Project(
+            f"{name}-project",
+            name=name,
+            environment=_DO_ENVIRONMENT[environment],
+            purpose="Service or API",
+            description=f"Istio service mesh platform ({environment})",
+            resources=[self.cluster.cluster_urn],
+            opts=child,
+        )
+
+        self.kubeconfig = fresh_kubeconfig(self, self.cluster)
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Identity of the cluster, not of its credentials: a renewed token must not replace
+            # the provider (which would replace every in-cluster object).
+            cluster_identifier=self.cluster.id,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, self.workload_pool]),
+        )
+        self.workload_tag = workload_tag(name)
+        self.register_outputs(
+            {
+                "clusterId": self.cluster.id,
+                "endpoint": self.cluster.endpoint,
+                "vpcId": self.vpc.id,
+                "workloadTag": self.workload_tag,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+
+def fresh_kubeconfig(parent: pulumi.Resource, cluster: do.KubernetesCluster) -> pulumi.Output[str]:
+    """A kubeconfig fetched anew on every `pulumi up`/`preview`.
+
+    DOKS tokens expire after 7 days, so the one stored in state at creation time goes stale.
+    Reading the cluster through the data source on each run returns fresh credentials. Keyed on
+    the cluster id, which is unknown until the cluster exists, so a first preview does not look
+    up a cluster that is not there yet."""
+    lookup_name = pulumi.Output.all(cluster.id, cluster.name).apply(lambda v: v[1])
+    current = do.get_kubernetes_cluster_output(
+        name=lookup_name, opts=pulumi.InvokeOutputOptions(parent=parent, depends_on=[cluster])
+    )
+    return pulumi.Output.secret(current.kube_configs.apply(lambda cfgs: cfgs[0].raw_config))

@@ -1,0 +1,403 @@
+"""Typed stack configuration: every `service-mesh:*` key parsed once into frozen models.
+
+`service-mesh:environment` picks a profile of defaults (like Istio's install profiles); the stack
+file states only what differs. Sections for each concern are declared beside that concern's
+builders and composed here. Any bad value raises `ConfigError` before a resource is registered.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+
+from components.model import (
+    MISSING,
+    NAMESPACE,
+    ConfigError,
+    ConfigModel,
+    Problem,
+    dns_label,
+    ipv4_cidr,
+    private_cidr,
+)
+
+Environment = Literal["dev", "staging", "production"]
+ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
+
+# Istio 1.30 refuses Kubernetes older than 1.32 (istioctl MinK8SVersion = 32).
+MIN_KUBERNETES_MINOR = 32
+_REGION = re.compile(r"^[a-z]{3}[0-9]$")
+_SIZE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _size_slug(value: str) -> str:
+    if not _SIZE.match(value):
+        raise ValueError("must be a DigitalOcean droplet size slug such as 's-4vcpu-8gb'")
+    return value
+
+
+class SystemPool(ConfigModel):
+    """Fixed-size pool, tainted for the mesh control plane (istiod, and nothing else)."""
+
+    size: str
+    node_count: int
+
+    _size = field_validator("size")(_size_slug)
+
+    @field_validator("node_count")
+    @classmethod
+    def _count(cls, v: int) -> int:
+        if not 1 <= v <= 10:
+            raise ValueError("must be between 1 and 10")
+        return v
+
+
+class WorkloadPool(ConfigModel):
+    """Autoscaling pool for applications and gateways; the load balancer targets its tag."""
+
+    size: str
+    min_nodes: int
+    max_nodes: int
+
+    _size = field_validator("size")(_size_slug)
+
+    @field_validator("min_nodes", "max_nodes")
+    @classmethod
+    def _bounds(cls, v: int) -> int:
+        if not 1 <= v <= 100:
+            raise ValueError("must be between 1 and 100 (DOKS autoscaling needs at least 1 node)")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WorkloadPool:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"minNodes ({self.min_nodes}) must not exceed maxNodes ({self.max_nodes})"
+            )
+        return self
+
+
+class MaintenanceWindow(ConfigModel):
+    """When DOKS may apply patch upgrades (UTC)."""
+
+    day: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "any"
+    ]
+    start_time: str
+
+    @field_validator("start_time")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError("must be a UTC time 'HH:MM', e.g. '03:00'")
+        return v
+
+
+class ClusterConfig(ConfigModel):
+    """The DOKS cluster, its VPC and node pools."""
+
+    region: str
+    kubernetes_version_prefix: str
+    vpc_cidr: str
+    ha: bool
+    auto_upgrade: bool
+    surge_upgrade: bool
+    maintenance_window: MaintenanceWindow
+    system_pool: SystemPool
+    workload_pool: WorkloadPool
+    control_plane_allow_list: tuple[str, ...]
+    protect: bool
+
+    DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "dev": {
+            "kubernetesVersionPrefix": "1.34",
+            "vpcCidr": "10.110.0.0/20",
+            "ha": False,
+            "autoUpgrade": True,
+            "surgeUpgrade": True,
+            "maintenanceWindow": {"day": "any", "startTime": "04:00"},
+            "systemPool": {"size": "s-2vcpu-4gb", "nodeCount": 1},
+            "workloadPool": {"size": "s-2vcpu-4gb", "minNodes": 1, "maxNodes": 3},
+            "controlPlaneAllowList": [],
+            "protect": False,
+        },
+        "staging": {
+            "kubernetesVersionPrefix": "1.34",
+            "vpcCidr": "10.120.0.0/20",
+            "ha": True,
+            "autoUpgrade": True,
+            "surgeUpgrade": True,
+            "maintenanceWindow": {"day": "saturday", "startTime": "04:00"},
+            "systemPool": {"size": "s-2vcpu-4gb", "nodeCount": 2},
+            "workloadPool": {"size": "s-4vcpu-8gb", "minNodes": 2, "maxNodes": 5},
+            "controlPlaneAllowList": [],
+            "protect": False,
+        },
+        "production": {
+            "kubernetesVersionPrefix": "1.34",
+            "vpcCidr": "10.130.0.0/20",
+            "ha": True,
+            "autoUpgrade": True,
+            "surgeUpgrade": True,
+            "maintenanceWindow": {"day": "sunday", "startTime": "03:00"},
+            "systemPool": {"size": "s-4vcpu-8gb", "nodeCount": 3},
+            "workloadPool": {"size": "s-4vcpu-8gb", "minNodes": 3, "maxNodes": 15},
+            "controlPlaneAllowList": [],
+            "protect": True,
+        },
+    }
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION.match(v):
+            raise ValueError("must be a DigitalOcean region slug such as 'nyc1', 'fra1' or 'sgp1'")
+        return v
+
+    @field_validator("kubernetes_version_prefix")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        m = re.fullmatch(r"1\.(\d+)\.?", v)
+        if not m or int(m.group(1)) < MIN_KUBERNETES_MINOR:
+            raise ValueError(
+                f"must be a Kubernetes minor version '1.N' with N >= {MIN_KUBERNETES_MINOR} "
+                "(Istio 1.30 needs Kubernetes 1.32 or newer), e.g. '1.34'"
+            )
+        return f"1.{m.group(1)}."
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc(cls, v: str) -> str:
+        return private_cidr(v)
+
+    @field_validator("control_plane_allow_list")
+    @classmethod
+    def _allow(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(ipv4_cidr(c) for c in v)
+
+
+class MeshNamespace(ConfigModel):
+    """An application namespace in the mesh: sidecars injected through the revision tag,
+    seen by istiod's discoverySelectors, default-deny authorization and network policies."""
+
+    name: str
+    # Namespaces being migrated into the mesh may accept plaintext for a while.
+    mtls: Literal["strict", "permissive"] = "strict"
+    # Production only allows `permissive` with a stated reason, visible in the stack file.
+    permissive_exception: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        dns_label(v)
+        if v in RESERVED_NAMESPACES or v.startswith("kube-"):
+            raise ValueError(
+                f"is reserved for the platform; choose another name (reserved: "
+                f"{', '.join(sorted(RESERVED_NAMESPACES))}, kube-*)"
+            )
+        return v
+
+
+RESERVED_NAMESPACES = frozenset(
+    {"default", "istio-system", "istio-ingress", "istio-egress", "monitoring", "cert-manager"}
+)
+
+
+# --- the whole stack --------------------------------------------------------------------------
+
+# Sections: top-level key -> model. Each concern adds its own section here.
+SECTIONS: dict[str, type[ConfigModel]] = {
+    "cluster": ClusterConfig,
+}
+
+
+class PlatformConfig(ConfigModel):
+    """Everything one stack needs, validated together so cross-section rules can be checked."""
+
+    environment: Environment
+    name: str
+    cluster: ClusterConfig
+    mesh_namespaces: tuple[MeshNamespace, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return dns_label(v)
+
+    @model_validator(mode="after")
+    def _environment_rules(self) -> PlatformConfig:
+        problems: list[Problem] = []
+        if self.environment in ("staging", "production") and not self.cluster.ha:
+            problems.append(
+                Problem(
+                    "cluster.ha", False, f"must be true in {self.environment} (HA control plane)"
+                )
+            )
+        if self.environment == "production" and self.cluster.system_pool.node_count < 3:
+            problems.append(
+                Problem(
+                    "cluster.systemPool.nodeCount",
+                    self.cluster.system_pool.node_count,
+                    "must be at least 3 in production, so the control plane survives losing a node",
+                )
+            )
+        if self.environment == "production" and not self.cluster.protect:
+            problems.append(
+                Problem(
+                    "cluster.protect",
+                    False,
+                    "must be true in production (cluster and VPC are protected)",
+                )
+            )
+        seen: set[str] = set()
+        for i, ns in enumerate(self.mesh_namespaces):
+            key = f"meshNamespaces[{i}]"
+            if ns.name in seen:
+                problems.append(
+                    Problem(f"{key}.name", ns.name, "is declared twice; names must be unique")
+                )
+            seen.add(ns.name)
+            if (
+                ns.mtls == "permissive"
+                and self.environment == "production"
+                and not ns.permissive_exception
+            ):
+                problems.append(
+                    Problem(
+                        f"{key}.mtls",
+                        "permissive",
+                        "is refused in production unless permissiveException states why "
+                        "(a visible, reviewed exception); otherwise use 'strict'",
+                    )
+                )
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+
+SECRET_FIELDS: tuple[str, ...] = tuple(
+    name for name, field in PlatformConfig.model_fields.items() if field.annotation is SecretStr
+)
+
+
+def profile(environment: str) -> dict[str, Any]:
+    """The defaults an environment starts from, keyed as in stack files."""
+    base: dict[str, Any] = {"name": f"mesh-{environment}"}
+    for key, section in SECTIONS.items():
+        base[key] = copy.deepcopy(section.DEFAULTS[environment])  # type: ignore[attr-defined]
+    return base
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge objects; lists and scalars in the stack file replace the profile's."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _decode(raw: Any) -> Any:
+    """Pulumi hands config values over as strings; objects and numbers arrive JSON-encoded."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys a stack file may use at `loc`, to tell the user what is allowed."""
+    model: Any = PlatformConfig
+    for part in loc:
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return []
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, ConfigModel)):
+            return []
+    return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts[-1] = f"{parts[-1]}[{p}]" if parts else f"[{p}]"
+        else:
+            parts.append(str(p))
+    return ".".join(parts)
+
+
+def _problems(error: ValidationError, data: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for e in error.errors():
+        loc = tuple(e["loc"])
+        kind = e["type"]
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        value = e.get("input", MISSING)
+        if kind == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc[:-1]))
+            msg = f"unknown key; allowed keys here: {allowed}"
+        elif kind == "missing":
+            value, msg = MISSING, "required key is missing"
+        elif kind == "literal_error":
+            msg = msg.replace("Input should be", "must be one of")
+        elif kind.endswith("_type") or kind.endswith("_parsing"):
+            msg = msg.replace("Input should be", "must be")
+        problems.append(Problem(_path(loc) or "(stack)", value, msg))
+    return problems
+
+
+def parse(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> PlatformConfig:
+    """Validate raw `service-mesh:*` config (keys without the namespace) into a PlatformConfig.
+
+    Pure: no Pulumi runtime needed, so tests and tools call it directly."""
+    data = {k: _decode(v) for k, v in raw.items()}
+    environment = data.get("environment")
+    if environment is None:
+        raise ConfigError.one(
+            "environment",
+            MISSING,
+            f"required key is missing; set one of: {', '.join(ENVIRONMENTS)}",
+        )
+    if environment not in ENVIRONMENTS:
+        raise ConfigError.one(
+            "environment", environment, f"must be one of: {', '.join(ENVIRONMENTS)}"
+        )
+    for key in SECRET_FIELDS:
+        alias = PlatformConfig.model_fields[key].alias or key
+        if alias in data and alias not in secret_keys:
+            raise ConfigError.one(
+                alias,
+                "[not shown]",
+                f"must be stored encrypted: pulumi config set --secret {NAMESPACE}:{alias} ...",
+            )
+    merged = _merge(profile(environment), data)
+    try:
+        return PlatformConfig.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_problems(error, merged)) from None
+
+
+def load() -> PlatformConfig:
+    """Read this stack's `service-mesh:*` keys from the Pulumi runtime and validate them."""
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    env_secrets = set(runtime_config.get_config_secret_keys_env())
+    prefix = f"{NAMESPACE}:"
+    raw = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    secrets = frozenset(
+        k for k in raw if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secrets
+    )
+    return parse(raw, secrets)

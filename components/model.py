@@ -1,0 +1,117 @@
+"""Base of the typed configuration: the strict model every section derives from and the one
+error type users see. Kept apart from `config.py` so that each concern can declare its own
+section model beside its builders without an import cycle."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "service-mesh"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad value: where it is, what it was, what is allowed."""
+
+    key: str
+    value: Any
+    allowed: str
+
+    def __str__(self) -> str:
+        shown = "<missing>" if self.value is _MISSING else repr(_plain(self.value))
+        return f"{NAMESPACE}:{self.key} = {shown}: {self.allowed}"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _plain(value: Any) -> Any:
+    """Never echo a secret back to the terminal, even a wrong one."""
+    if hasattr(value, "get_secret_value"):
+        return "[secret]"
+    return value
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration. A `RunError`, so `pulumi up` prints the message without a
+    traceback; the plan tool prints it and exits 2."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"Invalid stack configuration:\n{lines}")
+
+    @classmethod
+    def one(cls, key: str, value: Any, allowed: str) -> ConfigError:
+        return cls([Problem(key, value, allowed)])
+
+
+MISSING = _MISSING
+
+
+class ConfigModel(BaseModel):
+    """Frozen, closed (unknown keys rejected) model whose fields are written in camelCase in
+    stack files, as Pulumi config keys conventionally are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+
+# --- reusable value checks (raise ValueError: pydantic attaches the key path) ---------------
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS label: lowercase letters, digits and '-', starting with a letter, "
+            "at most 63 characters"
+        )
+    return value
+
+
+def hostname(value: str) -> str:
+    if not _HOSTNAME.match(value):
+        raise ValueError("must be a fully qualified lowercase host name such as 'api.example.com'")
+    return value
+
+
+def ipv4_cidr(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ValueError("must be an IPv4 CIDR such as '203.0.113.0/24' (host bits zero)") from None
+    return str(net)
+
+
+def private_cidr(value: str, min_prefix: int = 16, max_prefix: int = 24) -> str:
+    cidr = ipv4_cidr(value)
+    net = ipaddress.IPv4Network(cidr)
+    rfc1918 = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+    if not any(net.subnet_of(block) for block in rfc1918) or not (
+        min_prefix <= net.prefixlen <= max_prefix
+    ):
+        raise ValueError(
+            f"must be an RFC 1918 range (10/8, 172.16/12, 192.168/16) between /{min_prefix} "
+            f"and /{max_prefix}, e.g. '10.110.0.0/20'"
+        )
+    return cidr
