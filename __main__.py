@@ -8,7 +8,15 @@ from components.cluster import DoksCluster
 
 cfg = config.load()
 
+# 1. Cluster: VPC, DOKS, node pools, and the Kubernetes provider every in-cluster layer uses.
 cluster = DoksCluster(cfg.name, cfg.cluster, cfg.environment)
+in_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+
+# 2-3. Namespaces, mesh CA, Istio control plane, gateways, load balancer, DNS, TLS.
+
+# 4. Security: mTLS, authorization, network policies, egress control.
+
+# 5-6. Observability and SLO rules.
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("clusterId", cluster.cluster.id)
