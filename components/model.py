@@ -7,10 +7,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import pulumi
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 NAMESPACE = "service-mesh"
@@ -115,3 +115,6 @@ def private_cidr(value: str, min_prefix: int = 16, max_prefix: int = 24) -> str:
             f"and /{max_prefix}, e.g. '10.110.0.0/20'"
         )
     return cidr
+
+
+Cidr = Annotated[str, AfterValidator(ipv4_cidr)]

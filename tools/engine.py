@@ -84,6 +84,7 @@ class Run:
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_values: list[str] = field(default_factory=list)
+    error: BaseException | None = None  # set by `attempt` when the program failed
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -292,6 +293,15 @@ def run_stack(stack: str, config_file: Path | None = None, preview: bool = False
     """Run `__main__.py` for `stack` offline and return what it registered.
 
     Raises the program's own exceptions (e.g. `ConfigError`) unchanged."""
+    run = attempt(stack, config_file, preview)
+    if run.error is not None:
+        raise run.error
+    return run
+
+
+def attempt(stack: str, config_file: Path | None = None, preview: bool = False) -> Run:
+    """Like `run_stack`, but a failure is returned in `Run.error` beside what was registered
+    before it, so tests can prove that bad config registers nothing."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import _sync_await, run_pulumi_func
@@ -309,5 +319,8 @@ def run_stack(stack: str, config_file: Path | None = None, preview: bool = False
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     main = str(ROOT / "__main__.py")
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+    except Exception as error:
+        run.error = error
     return run

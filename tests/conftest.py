@@ -1,0 +1,44 @@
+"""Shared fixtures: offline runs of the real program, cached per stack for the session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tools.engine import ROOT, Run, attempt, run_stack
+
+STACKS = ("dev", "staging", "production")
+_RUNS: dict[str, Run] = {}
+
+
+def stack_run(stack: str) -> Run:
+    """The committed stack file, run once per session (the program is deterministic)."""
+    if stack not in _RUNS:
+        _RUNS[stack] = run_stack(stack)
+    return _RUNS[stack]
+
+
+@pytest.fixture(params=STACKS)
+def any_stack(request) -> tuple[str, Run]:
+    return request.param, stack_run(request.param)
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `config:` map of a committed stack file."""
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def write_stack_file(
+    tmp_path: Path, config: dict[str, Any], name: str = "Pulumi.test.yaml"
+) -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return path
+
+
+def run_config(tmp_path: Path, stack: str, config: dict[str, Any]) -> Run:
+    """Run the program for an ad-hoc stack file; failures come back in `Run.error`."""
+    return attempt(stack, write_stack_file(tmp_path, config))

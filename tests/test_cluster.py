@@ -1,0 +1,138 @@
+"""The DoksCluster component per environment, read from the recorded resource graph."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT, workload_tag
+from tests.conftest import stack_run
+
+CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
+VPC = "digitalocean:index/vpc:Vpc"
+PROVIDER = "pulumi:providers:kubernetes"
+COMPONENT = "service-mesh:cluster:DoksCluster"
+
+
+@pytest.mark.parametrize("stack,ha", [("dev", False), ("staging", True), ("production", True)])
+def test_ha_control_plane_per_environment(stack, ha):
+    assert stack_run(stack).one(CLUSTER).inputs["ha"] is ha
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_system_pool_is_labelled_and_tainted_for_the_control_plane(stack):
+    pool = stack_run(stack).one(CLUSTER).inputs["nodePool"]
+    assert pool["labels"] == SYSTEM_POOL_LABEL
+    assert pool["taints"] == [SYSTEM_POOL_TAINT]
+    assert pool["autoScale"] is False
+
+
+def test_production_system_pool_has_three_nodes_or_more():
+    assert stack_run("production").one(CLUSTER).inputs["nodePool"]["nodeCount"] >= 3
+
+
+@pytest.mark.parametrize(
+    "stack,low,high", [("dev", 1, 3), ("staging", 2, 5), ("production", 3, 20)]
+)
+def test_workload_pool_autoscales_within_configured_bounds(stack, low, high):
+    run = stack_run(stack)
+    pool = run.one(POOL).inputs
+    assert pool["autoScale"] is True
+    assert (pool["minNodes"], pool["maxNodes"]) == (low, high)
+    assert "taints" not in pool or pool["taints"] == []
+    assert run.one(CLUSTER).urn in run.one(POOL).dependencies
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_workload_pool_carries_the_stable_droplet_tag(stack):
+    run = stack_run(stack)
+    name = run.one(COMPONENT).name
+    assert run.one(POOL).inputs["tags"] == [workload_tag(name)]
+    assert workload_tag(name) == f"mesh-{stack}-workload"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_surge_upgrades_and_maintenance_window(stack):
+    inputs = stack_run(stack).one(CLUSTER).inputs
+    assert inputs["surgeUpgrade"] is True
+    assert inputs["autoUpgrade"] is True
+    window = inputs["maintenancePolicy"]
+    assert window["day"] in {"any", "saturday", "sunday"}
+    assert window["startTime"].count(":") == 1
+
+
+def test_production_maintenance_window_is_sunday_night():
+    assert stack_run("production").one(CLUSTER).inputs["maintenancePolicy"] == {
+        "day": "sunday",
+        "startTime": "03:00",
+    }
+
+
+@pytest.mark.parametrize(
+    "stack,protected", [("dev", False), ("staging", False), ("production", True)]
+)
+def test_cluster_and_vpc_protected_in_production_only(stack, protected):
+    run = stack_run(stack)
+    assert run.one(CLUSTER).protect is protected
+    assert run.one(VPC).protect is protected
+
+
+def test_version_comes_from_the_configured_minor_prefix():
+    run = stack_run("production")
+    calls = [a for t, a in run.invokes if t.endswith("getKubernetesVersions")]
+    assert calls == [{"versionPrefix": "1.34."}]
+    assert run.one(CLUSTER).inputs["version"].startswith("1.34.")
+
+
+def test_cluster_lives_in_its_vpc_with_the_configured_range():
+    run = stack_run("production")
+    vpc = run.one(VPC)
+    assert vpc.inputs["ipRange"] == "10.130.0.0/20"
+    assert vpc.urn in run.one(CLUSTER).dependencies
+
+
+def test_control_plane_firewall_only_when_an_allow_list_is_configured():
+    assert "controlPlaneFirewall" not in stack_run("dev").one(CLUSTER).inputs
+    firewall = stack_run("production").one(CLUSTER).inputs["controlPlaneFirewall"]
+    assert firewall["enabled"] is True
+    assert firewall["allowedAddresses"] == ["198.51.100.0/24", "192.0.2.10/32"]
+
+
+def test_cluster_keeps_load_balancers_and_volumes_on_destroy():
+    assert stack_run("production").one(CLUSTER).inputs["destroyAllAssociatedResources"] is False
+
+
+def test_project_groups_the_cluster():
+    run = stack_run("production")
+    project = run.one("digitalocean:index/project:Project")
+    assert project.inputs["environment"] == "Production"
+    assert run.one(CLUSTER).urn in project.dependencies
+
+
+def test_provider_is_built_from_a_secret_fresh_kubeconfig_and_depends_on_the_cluster():
+    run = stack_run("production")
+    provider = run.one(PROVIDER)
+    cluster, pool = run.one(CLUSTER), run.one(POOL)
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    assert cluster.urn in provider.dependencies
+    assert pool.urn in provider.dependencies, "in-cluster objects wait for worker nodes"
+    # The provider's identity is the cluster id, so a renewed token does not replace it.
+    assert provider.inputs["clusterIdentifier"]
+    lookups = [a for t, a in run.invokes if t.endswith("getKubernetesCluster")]
+    assert lookups == [{"name": "mesh-production"}], "credentials re-read on every run"
+
+
+def test_every_cluster_resource_is_a_child_of_the_component():
+    run = stack_run("staging")
+    component = run.one(COMPONENT)
+    for type_ in (CLUSTER, POOL, VPC, PROVIDER, "digitalocean:index/project:Project"):
+        assert run.one(type_).parent == component.urn
+
+
+def test_in_cluster_resources_use_the_cluster_provider():
+    run = stack_run("production")
+    provider = run.one(PROVIDER)
+    in_cluster = [r for r in run.resources if r.type.startswith("kubernetes:")]
+    assert in_cluster, "the mesh layers register Kubernetes objects"
+    for r in in_cluster:
+        assert r.provider and r.provider.startswith(provider.urn), r.urn

@@ -1,0 +1,258 @@
+"""Typed configuration: profiles per environment, and bad input refused with the key named,
+before any resource is registered."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components import config
+from components.model import ConfigError
+from tests.conftest import STACKS, run_config, stack_config, write_stack_file
+from tools.engine import ROOT
+
+DELETE = object()
+
+
+def mutate(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set (or delete) `service-mesh:a.b.c` inside a stack's config map."""
+    cfg = copy.deepcopy(base)
+    top, *rest = path.split(".")
+    key = f"service-mesh:{top}"
+    if not rest:
+        if value is DELETE:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+        return cfg
+    node = cfg.setdefault(key, {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    if value is DELETE:
+        node.pop(rest[-1], None)
+    else:
+        node[rest[-1]] = value
+    return cfg
+
+
+# (stack, key path to change, bad value, key the message must name, words it must contain)
+BAD_INPUTS = [
+    ("dev", "environment", DELETE, "service-mesh:environment", "required"),
+    ("dev", "environment", "prod", "service-mesh:environment", "dev, staging, production"),
+    ("dev", "environment", 3, "service-mesh:environment", "must be one of"),
+    ("dev", "clusterr", {"region": "fra1"}, "service-mesh:clusterr", "unknown key"),
+    ("dev", "cluster.bogus", 1, "service-mesh:cluster.bogus", "allowed keys here"),
+    ("dev", "cluster.region", "Frankfurt", "service-mesh:cluster.region", "region slug"),
+    ("dev", "cluster.region", DELETE, "service-mesh:cluster.region", "required key is missing"),
+    ("dev", "cluster.region", 42, "service-mesh:cluster.region", "string"),
+    ("dev", "cluster.kubernetesVersionPrefix", "1.29", "kubernetesVersionPrefix", "1.32"),
+    ("dev", "cluster.kubernetesVersionPrefix", "latest", "kubernetesVersionPrefix", "1.N"),
+    ("dev", "cluster.vpcCidr", "8.8.8.0/24", "service-mesh:cluster.vpcCidr", "RFC 1918"),
+    ("dev", "cluster.vpcCidr", "10.0.0.0/8", "service-mesh:cluster.vpcCidr", "/16 and /24"),
+    ("dev", "cluster.vpcCidr", "10.0.0.1/24", "service-mesh:cluster.vpcCidr", "host bits"),
+    ("dev", "cluster.vpcCidr", "not-a-cidr", "service-mesh:cluster.vpcCidr", "CIDR"),
+    ("dev", "cluster.systemPool.nodeCount", 0, "cluster.systemPool.nodeCount", "between 1 and 10"),
+    ("dev", "cluster.systemPool.nodeCount", 11, "cluster.systemPool.nodeCount", "between 1"),
+    ("dev", "cluster.systemPool.nodeCount", "three", "cluster.systemPool.nodeCount", "integer"),
+    ("dev", "cluster.systemPool.size", "huge", "cluster.systemPool.size", "size slug"),
+    ("dev", "cluster.workloadPool.minNodes", 0, "cluster.workloadPool.minNodes", "at least 1"),
+    ("dev", "cluster.workloadPool.maxNodes", 101, "cluster.workloadPool.maxNodes", "100"),
+    (
+        "dev",
+        "cluster.workloadPool",
+        {"minNodes": 4, "maxNodes": 2},
+        "cluster.workloadPool",
+        "minNodes (4)",
+    ),
+    ("dev", "cluster.maintenanceWindow.day", "someday", "maintenanceWindow.day", "'sunday'"),
+    ("dev", "cluster.maintenanceWindow.startTime", "25:00", "maintenanceWindow.startTime", "HH:MM"),
+    ("dev", "cluster.controlPlaneAllowList", ["10.0.0.0/33"], "controlPlaneAllowList[0]", "CIDR"),
+    (
+        "dev",
+        "cluster.controlPlaneAllowList",
+        "1.2.3.4/32",
+        "controlPlaneAllowList",
+        "must be a list",
+    ),
+    ("dev", "name", "Mesh_Prod", "service-mesh:name", "DNS label"),
+    ("production", "cluster.ha", False, "service-mesh:cluster.ha", "must be true in production"),
+    ("staging", "cluster.ha", False, "service-mesh:cluster.ha", "must be true in staging"),
+    ("production", "cluster.systemPool.nodeCount", 2, "cluster.systemPool.nodeCount", "at least 3"),
+    ("production", "cluster.protect", False, "service-mesh:cluster.protect", "protected"),
+    ("dev", "meshNamespaces", [{"name": "kube-system"}], "meshNamespaces[0].name", "reserved"),
+    ("dev", "meshNamespaces", [{"name": "a"}, {"name": "a"}], "meshNamespaces[1].name", "twice"),
+    ("dev", "meshNamespaces", [{"name": "a", "mtls": "off"}], "meshNamespaces[0].mtls", "'strict'"),
+    (
+        "production",
+        "meshNamespaces",
+        [{"name": "legacy", "mtls": "permissive"}],
+        "meshNamespaces[0].mtls",
+        "permissiveException",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "stack,path,value,key,words", BAD_INPUTS, ids=[f"{b[0]}:{b[1]}={b[2]!r}" for b in BAD_INPUTS]
+)
+def test_bad_input_is_refused_with_key_and_nothing_registered(
+    tmp_path, stack, path, value, key, words
+):
+    run = run_config(tmp_path, stack, mutate(stack_config(stack), path, value))
+    assert isinstance(run.error, ConfigError), run.error
+    message = str(run.error)
+    assert key in message
+    assert words in message
+    assert run.resources == [], "no resource may be registered when config is invalid"
+
+
+def test_at_least_25_distinct_bad_inputs():
+    assert len({(b[0], b[1], repr(b[2])) for b in BAD_INPUTS}) >= 25
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stack_files_are_valid_and_state_their_environment(stack):
+    raw = {k.removeprefix("service-mesh:"): v for k, v in stack_config(stack).items()}
+    secrets = frozenset(k for k, v in raw.items() if isinstance(v, dict) and "secure" in v)
+    raw = {k: ("placeholder" if k in secrets else v) for k, v in raw.items()}
+    cfg = config.parse(raw, secrets)
+    assert cfg.environment == stack
+
+
+def test_profiles_differ_where_environments_should():
+    dev, staging, prod = (
+        config.parse({"environment": e, "cluster": {"region": "fra1"}}) for e in STACKS
+    )
+    assert (dev.cluster.ha, staging.cluster.ha, prod.cluster.ha) == (False, True, True)
+    assert prod.cluster.system_pool.node_count >= 3
+    assert prod.cluster.protect and not dev.cluster.protect
+    assert dev.cluster.workload_pool.max_nodes < prod.cluster.workload_pool.max_nodes
+
+
+def test_stack_file_overrides_only_what_it_states():
+    cfg = config.parse(
+        {
+            "environment": "production",
+            "cluster": {"region": "ams3", "workloadPool": {"maxNodes": 40}},
+        }
+    )
+    assert cfg.cluster.workload_pool.max_nodes == 40
+    assert cfg.cluster.workload_pool.min_nodes == 3  # still the production profile's
+    assert cfg.cluster.region == "ams3"
+
+
+def test_config_is_frozen():
+    cfg = config.parse({"environment": "dev", "cluster": {"region": "fra1"}})
+    with pytest.raises(Exception, match="frozen"):
+        cfg.cluster.ha = True  # type: ignore[misc]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(count=st.one_of(st.integers(max_value=0), st.integers(min_value=101)))
+def test_generated_out_of_range_node_counts_are_refused(count):
+    with pytest.raises(ConfigError) as error:
+        config.parse(
+            {
+                "environment": "dev",
+                "cluster": {"region": "fra1", "workloadPool": {"maxNodes": count}},
+            }
+        )
+    assert "service-mesh:cluster.workloadPool.maxNodes" in str(error.value)
+    assert repr(count) in str(error.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    region=st.text(min_size=1, max_size=8).filter(
+        lambda s: (
+            not (
+                len(s) == 4
+                and s[:3].isascii()
+                and s[:3].isalpha()
+                and s[:3].islower()
+                and s[3].isdigit()
+            )
+        )
+    )
+)
+def test_generated_bad_region_slugs_are_refused(region):
+    with pytest.raises(ConfigError) as error:
+        config.parse({"environment": "dev", "cluster": {"region": region}})
+    assert "service-mesh:cluster.region" in str(error.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ip=st.ip_addresses(v=4).map(str),
+    prefix=st.integers(min_value=0, max_value=32),
+)
+def test_generated_vpc_cidrs_outside_rfc1918_16_to_24_are_refused(ip, prefix):
+    import ipaddress
+
+    cidr = f"{ip}/{prefix}"
+    try:
+        net = ipaddress.IPv4Network(cidr, strict=True)
+        private = any(
+            net.subnet_of(ipaddress.IPv4Network(b))
+            for b in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+        )
+        acceptable = private and 16 <= prefix <= 24
+    except ValueError:
+        acceptable = False
+    raw = {"environment": "dev", "cluster": {"region": "fra1", "vpcCidr": cidr}}
+    if acceptable:
+        assert config.parse(raw).cluster.vpc_cidr == cidr
+    else:
+        with pytest.raises(ConfigError, match=r"service-mesh:cluster\.vpcCidr"):
+            config.parse(raw)
+
+
+def test_error_names_value_and_allowed():
+    with pytest.raises(ConfigError) as error:
+        config.parse(
+            {"environment": "dev", "cluster": {"region": "fra1", "systemPool": {"nodeCount": 0}}}
+        )
+    (problem,) = error.value.problems
+    assert problem.key == "cluster.systemPool.nodeCount"
+    assert problem.value == 0
+    assert "between 1 and 10" in problem.allowed
+
+
+def test_plan_tool_exits_2_with_message_and_no_traceback(tmp_path):
+    bad = mutate(stack_config("production"), "cluster.workloadPool.maxNodes", 0)
+    path = write_stack_file(tmp_path, bad)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.plan",
+            "production",
+            "--stack-file",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "service-mesh:cluster.workloadPool.maxNodes = 0" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_error_is_a_pulumi_run_error():
+    """`pulumi up` prints a RunError's message without the program's traceback."""
+    import pulumi
+
+    assert issubclass(ConfigError, pulumi.RunError)

@@ -1,0 +1,36 @@
+"""README stays true: the config table is the one the models produce, and the three commands a
+newcomer needs are there."""
+
+from __future__ import annotations
+
+from tools import config_docs
+from tools.engine import ROOT
+
+README = (ROOT / "README.md").read_text()
+CI = (ROOT / ".ci" / "run").read_text()
+
+
+def test_config_table_is_current():
+    assert config_docs.current_readme_table() == config_docs.render(), (
+        "run: python -m tools.config_docs --write"
+    )
+
+
+def test_every_section_of_the_config_is_documented():
+    table = config_docs.render()
+    for key, field in config_docs.config.PlatformConfig.model_fields.items():
+        assert f"`{field.alias or key}" in table
+
+
+def test_readme_gives_install_test_plan_and_deploy_commands():
+    assert "bash .ci/run" in README
+    assert "python3 -m tools.plan production" in README
+    assert "pulumi login" in README
+    assert "pulumi config set --secret digitalocean:token" in README
+    assert "pulumi up -s dev" in README
+
+
+def test_ci_runs_the_test_command_written_in_readme():
+    command = "ruff check . && python3 -m pytest -q -p no:cacheprovider"
+    assert command in README
+    assert command in CI
