@@ -10,20 +10,24 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 
 from components.model import (
     MISSING,
     NAMESPACE,
+    Cidr,
     ConfigError,
     ConfigModel,
     Problem,
     dns_label,
-    ipv4_cidr,
     private_cidr,
 )
+from components.ingress_config import IngressConfig, ingress_problems
+from components.istio_config import IstioConfig, istio_problems
+from components.observability_config import ObservabilityConfig, observability_problems
+from components.security_config import MeshService, SecurityConfig, graph_problems
 
 Environment = Literal["dev", "staging", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
@@ -110,7 +114,7 @@ class ClusterConfig(ConfigModel):
     maintenance_window: MaintenanceWindow
     system_pool: SystemPool
     workload_pool: WorkloadPool
-    control_plane_allow_list: tuple[str, ...]
+    control_plane_allow_list: tuple[Cidr, ...]
     protect: bool
 
     DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -175,11 +179,6 @@ class ClusterConfig(ConfigModel):
     def _vpc(cls, v: str) -> str:
         return private_cidr(v)
 
-    @field_validator("control_plane_allow_list")
-    @classmethod
-    def _allow(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(ipv4_cidr(c) for c in v)
-
 
 class MeshNamespace(ConfigModel):
     """An application namespace in the mesh: sidecars injected through the revision tag,
@@ -213,6 +212,10 @@ RESERVED_NAMESPACES = frozenset(
 # Sections: top-level key -> model. Each concern adds its own section here.
 SECTIONS: dict[str, type[ConfigModel]] = {
     "cluster": ClusterConfig,
+    "istio": IstioConfig,
+    "ingress": IngressConfig,
+    "observability": ObservabilityConfig,
+    "security": SecurityConfig,
 }
 
 
@@ -223,6 +226,20 @@ class PlatformConfig(ConfigModel):
     name: str
     cluster: ClusterConfig
     mesh_namespaces: tuple[MeshNamespace, ...] = ()
+    observability: ObservabilityConfig
+    # Alertmanager receivers (webhook URLs with their keys): secrets, flat top-level keys.
+    alert_pager_url: SecretStr | None = None
+    alert_ticket_url: SecretStr | None = None
+    # The declared service graph (components/security_config.py): who may call whom.
+    services: tuple[MeshService, ...] = ()
+    security: SecurityConfig
+    # Mesh root CA (PEM), set with `python -m tools.mesh_ca`; required in production.
+    mesh_ca_root_cert: SecretStr | None = None
+    mesh_ca_root_key: SecretStr | None = None
+    istio: IstioConfig
+    ingress: IngressConfig
+    # DigitalOcean API token (DNS write) cert-manager solves DNS-01 with; secret, flat key.
+    dns_api_token: SecretStr | None = None
 
     @field_validator("name")
     @classmethod
@@ -275,13 +292,37 @@ class PlatformConfig(ConfigModel):
                         "(a visible, reviewed exception); otherwise use 'strict'",
                     )
                 )
+        problems += observability_problems(
+            self.environment,
+            self.observability,
+            self.alert_pager_url is not None,
+            self.alert_ticket_url is not None,
+        )
+        problems += graph_problems(
+            self.environment, [ns.name for ns in self.mesh_namespaces], self.services, self.security
+        )
+        if (self.mesh_ca_root_cert is None) != (self.mesh_ca_root_key is None) or (
+            self.mesh_ca_root_cert is None and self.environment == "production"
+        ):
+            problems.append(
+                Problem(
+                    "meshCaRootCert",
+                    MISSING if self.mesh_ca_root_cert is None else "[secret]",
+                    "meshCaRootCert and meshCaRootKey must both be set (required in production); "
+                    "create them with `python -m tools.mesh_ca`",
+                )
+            )
+        problems += istio_problems(self.environment, self.istio)
+        problems += ingress_problems(self.environment, self.ingress, self.dns_api_token)
         if problems:
             raise ConfigError(problems)
         return self
 
 
 SECRET_FIELDS: tuple[str, ...] = tuple(
-    name for name, field in PlatformConfig.model_fields.items() if field.annotation is SecretStr
+    name
+    for name, field in PlatformConfig.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
 )
 
 
@@ -352,6 +393,8 @@ def _problems(error: ValidationError, data: dict[str, Any]) -> list[Problem]:
             value, msg = MISSING, "required key is missing"
         elif kind == "literal_error":
             msg = msg.replace("Input should be", "must be one of")
+        elif kind in ("tuple_type", "list_type"):
+            msg = "must be a list"
         elif kind.endswith("_type") or kind.endswith("_parsing"):
             msg = msg.replace("Input should be", "must be")
         problems.append(Problem(_path(loc) or "(stack)", value, msg))

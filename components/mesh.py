@@ -38,6 +38,15 @@ MERGED_METRICS_PORT = 15020  # istio-agent merged Prometheus metrics
 ENVOY_METRICS_PORT = 15090  # Envoy's own /stats/prometheus
 WEBHOOK_PORT = 15017  # istiod injection/validation webhook
 
+# The ingress gateway Service is NodePort with these fixed node ports; the Pulumi-owned load
+# balancer forwards 80/443 (TCP, PROXY protocol) to them and health-checks the status port.
+INGRESS_HTTP_NODE_PORT = 30080  # -> gateway port 80
+INGRESS_HTTPS_NODE_PORT = 30443  # -> gateway port 443
+INGRESS_STATUS_NODE_PORT = 30021  # -> STATUS_PORT, /healthz/ready
+# The public Istio Gateway (networking.istio.io/v1) VirtualServices bind to: "<ns>/<name>".
+PUBLIC_GATEWAY_NAME = "public"
+PUBLIC_GATEWAY = f"{INGRESS_NAMESPACE}/{PUBLIC_GATEWAY_NAME}"
+
 COMMON_LABELS = {
     "app.kubernetes.io/part-of": "service-mesh",
     "app.kubernetes.io/managed-by": "pulumi",

@@ -116,19 +116,22 @@ def test_at_least_25_distinct_bad_inputs():
     assert len({(b[0], b[1], repr(b[2])) for b in BAD_INPUTS}) >= 25
 
 
+def committed(stack: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """A committed stack file as `config.parse` takes it, secrets replaced by placeholders."""
+    raw = {k.removeprefix("service-mesh:"): v for k, v in stack_config(stack).items()}
+    raw = {k: v for k, v in raw.items() if ":" not in k}
+    secrets = frozenset(k for k, v in raw.items() if isinstance(v, dict) and "secure" in v)
+    return {k: ("placeholder" if k in secrets else v) for k, v in raw.items()}, secrets
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_committed_stack_files_are_valid_and_state_their_environment(stack):
-    raw = {k.removeprefix("service-mesh:"): v for k, v in stack_config(stack).items()}
-    secrets = frozenset(k for k, v in raw.items() if isinstance(v, dict) and "secure" in v)
-    raw = {k: ("placeholder" if k in secrets else v) for k, v in raw.items()}
-    cfg = config.parse(raw, secrets)
-    assert cfg.environment == stack
+    raw, secrets = committed(stack)
+    assert config.parse(raw, secrets).environment == stack
 
 
 def test_profiles_differ_where_environments_should():
-    dev, staging, prod = (
-        config.parse({"environment": e, "cluster": {"region": "fra1"}}) for e in STACKS
-    )
+    dev, staging, prod = (config.parse(*committed(e)) for e in STACKS)
     assert (dev.cluster.ha, staging.cluster.ha, prod.cluster.ha) == (False, True, True)
     assert prod.cluster.system_pool.node_count >= 3
     assert prod.cluster.protect and not dev.cluster.protect
@@ -136,12 +139,9 @@ def test_profiles_differ_where_environments_should():
 
 
 def test_stack_file_overrides_only_what_it_states():
-    cfg = config.parse(
-        {
-            "environment": "production",
-            "cluster": {"region": "ams3", "workloadPool": {"maxNodes": 40}},
-        }
-    )
+    raw, secrets = committed("production")
+    raw["cluster"] = {"region": "ams3", "workloadPool": {"maxNodes": 40}}
+    cfg = config.parse(raw, secrets)
     assert cfg.cluster.workload_pool.max_nodes == 40
     assert cfg.cluster.workload_pool.min_nodes == 3  # still the production profile's
     assert cfg.cluster.region == "ams3"

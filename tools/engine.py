@@ -136,6 +136,11 @@ def _doc_ip(name: str) -> str:
     return f"203.0.113.{int(hashlib.sha256(name.encode()).hexdigest(), 16) % 250 + 2}"
 
 
+def _fake_pem(label: str, name: str) -> str:
+    body = hashlib.sha256(f"{label}:{name}".encode()).hexdigest()
+    return f"-----BEGIN {label}-----\nOFFLINE{body}\n-----END {label}-----\n"
+
+
 FakeOutputs = Callable[[str, dict[str, Any], str], dict[str, Any]]
 
 # Per resource type: extra outputs a real provider would compute. Layers add their types here.
@@ -159,6 +164,27 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
     "digitalocean:index/spacesBucket:SpacesBucket": lambda n, i, id_: {
         "bucketUrn": f"do:space:{i.get('name')}",
         "bucketDomainName": f"{i.get('name')}.{i.get('region', 'nyc3')}.digitaloceanspaces.invalid",
+    },
+    # pulumi-tls (mesh CA): fake PEM text, stable per resource name.
+    "tls:index/privateKey:PrivateKey": lambda n, i, id_: {
+        "privateKeyPem": _fake_pem("PRIVATE KEY", n),
+        "publicKeyPem": _fake_pem("PUBLIC KEY", n),
+    },
+    "tls:index/certRequest:CertRequest": lambda n, i, id_: {
+        "certRequestPem": _fake_pem("CERTIFICATE REQUEST", n)
+    },
+    "tls:index/locallySignedCert:LocallySignedCert": lambda n, i, id_: {
+        "certPem": _fake_pem("CERTIFICATE", n)
+    },
+    "tls:index/selfSignedCert:SelfSignedCert": lambda n, i, id_: {
+        "certPem": _fake_pem("CERTIFICATE", n)
+    },
+    "random:index/randomPassword:RandomPassword": lambda n, i, id_: {
+        "result": f"offline-password-{id_}"
+    },
+    "digitalocean:index/spacesKey:SpacesKey": lambda n, i, id_: {
+        "accessKey": f"OFFLINEKEY{id_[:10].upper()}",
+        "secretKey": f"offline-spaces-secret-{id_}",
     },
 }
 

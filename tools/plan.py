@@ -65,7 +65,10 @@ def write(run: Run, out: Path) -> None:
     (out / "manifests").mkdir(parents=True)
     (out / "charts").mkdir()
     (out / "resources.json").write_text(
-        json.dumps([r.to_json() for r in run.resources], indent=2, sort_keys=False) + "\n"
+        # Sorted by URN: registration order depends on when outputs resolve, and a plan must
+        # be byte-identical between runs to be diffed in review.
+        json.dumps([r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)], indent=2)
+        + "\n"
     )
     for r in run.resources:
         if is_manifest(r):

@@ -1,0 +1,119 @@
+"""TLS for the exposed hosts: cert-manager (official chart, pinned), a Let's Encrypt
+ClusterIssuer solving DNS-01 through DigitalOcean DNS, and the Certificate whose Secret the
+ingress gateway serves (it lives in `istio-ingress`, where the gateway reads credentials).
+
+Why `helm.v3.Release`: cert-manager's chart runs its `startupapicheck` as a post-install hook,
+which `helm.v4.Chart` drops; the Release also waits until the webhook is ready, so the issuer and
+certificate that depend on it are not refused by a webhook that is not serving yet.
+
+DNS-01 (not HTTP-01): it needs no path through the load balancer or the gateway, works before
+DNS points at the load balancer, and the DigitalOcean token is only ever a Pulumi secret inside
+a Kubernetes Secret.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from components import mesh
+from components.ingress_config import ACME_SERVERS
+
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
+
+CERT_MANAGER_VERSION = "v1.21.1"
+CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
+CERT_MANAGER_API = "cert-manager.io/v1"
+
+CLUSTER_ISSUER = "letsencrypt"
+DNS_TOKEN_SECRET = "digitalocean-dns"  # in the cert-manager namespace (its cluster resource ns)
+DNS_TOKEN_KEY = "access-token"
+ACME_ACCOUNT_SECRET = "letsencrypt-account-key"
+INGRESS_CERTIFICATE = "ingress-tls"
+INGRESS_TLS_SECRET = "ingress-tls"  # credentialName of the public Gateway's HTTPS server
+
+
+def cert_manager_values(cfg: PlatformConfig) -> dict[str, Any]:
+    """Chart values: CRDs installed and kept on uninstall; two controller replicas outside dev
+    (leader election) with a budget that always allows one eviction."""
+    replicas = 1 if cfg.environment == "dev" else 2
+    values: dict[str, Any] = {
+        "crds": {"enabled": True, "keep": True},
+        "replicaCount": replicas,
+        "webhook": {"replicaCount": replicas},
+        # Check DNS-01 propagation against public resolvers, not the cluster's cache.
+        "dns01RecursiveNameservers": "1.1.1.1:53,8.8.8.8:53",
+        "dns01RecursiveNameserversOnly": True,
+    }
+    if replicas > 1:
+        values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
+        values["webhook"]["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
+    return values
+
+
+def dns_token_secret(token: Any = "") -> dict[str, Any]:
+    """The DigitalOcean token cert-manager's DNS-01 solver reads. `token` is a Pulumi secret
+    Output when registered; the builder itself never sees the plain value."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": DNS_TOKEN_SECRET,
+            "namespace": mesh.CERT_MANAGER_NAMESPACE,
+            "labels": mesh.labels(DNS_TOKEN_SECRET),
+        },
+        "type": "Opaque",
+        "stringData": {DNS_TOKEN_KEY: token},
+    }
+
+
+def cluster_issuer(cfg: PlatformConfig) -> dict[str, Any]:
+    """Let's Encrypt (staging endpoint in dev) with a DigitalOcean DNS-01 solver limited to
+    our zone."""
+    ingress = cfg.ingress
+    solver: dict[str, Any] = {
+        "dns01": {
+            "digitalocean": {"tokenSecretRef": {"name": DNS_TOKEN_SECRET, "key": DNS_TOKEN_KEY}}
+        }
+    }
+    if ingress.domain:
+        solver["selector"] = {"dnsZones": [ingress.domain]}
+    return {
+        "apiVersion": CERT_MANAGER_API,
+        "kind": "ClusterIssuer",
+        "metadata": {"name": CLUSTER_ISSUER, "labels": mesh.labels(CLUSTER_ISSUER)},
+        "spec": {
+            "acme": {
+                "server": ACME_SERVERS[ingress.acme_server],
+                "email": ingress.acme_email,
+                "privateKeySecretRef": {"name": ACME_ACCOUNT_SECRET},
+                "solvers": [solver],
+            }
+        },
+    }
+
+
+def ingress_certificate(cfg: PlatformConfig) -> dict[str, Any]:
+    """One certificate for every exposed host; its Secret is the gateway's credentialName."""
+    return {
+        "apiVersion": CERT_MANAGER_API,
+        "kind": "Certificate",
+        "metadata": {
+            "name": INGRESS_CERTIFICATE,
+            "namespace": mesh.INGRESS_NAMESPACE,
+            "labels": mesh.labels(INGRESS_CERTIFICATE),
+        },
+        "spec": {
+            "secretName": INGRESS_TLS_SECRET,
+            "dnsNames": list(cfg.ingress.hosts),
+            "issuerRef": {
+                "name": CLUSTER_ISSUER,
+                "kind": "ClusterIssuer",
+                "group": "cert-manager.io",
+            },
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "duration": "2160h",
+            "renewBefore": "720h",
+            "secretTemplate": {"labels": mesh.labels(INGRESS_TLS_SECRET)},
+        },
+    }

@@ -1,0 +1,232 @@
+"""The way in: a Pulumi-owned DigitalOcean load balancer -> ingress gateway node ports, DNS
+records for the exposed hosts, cert-manager TLS (`certificates.py`) and the public Istio Gateway.
+
+One owner: the load balancer is a `digitalocean.LoadBalancer` targeting the workload pool by its
+droplet tag, never a Service of type LoadBalancer (the cloud controller would create and own a
+second one). It depends on the VPC only, not on the cluster or its pools, so rebuilding or
+replacing the cluster keeps the same load balancer and public IP, and DNS never changes. TCP
+passthrough on 80/443 (TLS terminates at the Istio gateway) with PROXY protocol on both ends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_digitalocean as do
+import pulumi_kubernetes as k8s
+
+from components import mesh
+from components.certificates import (
+    CERT_MANAGER_REPOSITORY,
+    CERT_MANAGER_VERSION,
+    INGRESS_TLS_SECRET,
+    cert_manager_values,
+    cluster_issuer,
+    dns_token_secret,
+    ingress_certificate,
+)
+from components.istio import release
+
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
+    from components.istio import IstioControlPlane
+    from components.namespaces import PlatformNamespaces
+
+HEALTH_PATH = "/healthz/ready"
+
+
+def load_balancer_args(cfg: PlatformConfig, workload_tag: str) -> dict[str, Any]:
+    """Everything but the VPC id: forwarding, health check, PROXY protocol, firewall, size."""
+    return {
+        "name": f"{cfg.name}-ingress",
+        "region": cfg.cluster.region,
+        "type": "REGIONAL",
+        "size_unit": cfg.ingress.size_unit,
+        "droplet_tag": workload_tag,
+        "forwarding_rules": [
+            {
+                "entry_port": 80,
+                "entry_protocol": "tcp",
+                "target_port": mesh.INGRESS_HTTP_NODE_PORT,
+                "target_protocol": "tcp",
+            },
+            {
+                "entry_port": 443,
+                "entry_protocol": "tcp",
+                "target_port": mesh.INGRESS_HTTPS_NODE_PORT,
+                "target_protocol": "tcp",
+            },
+        ],
+        "healthcheck": {
+            "protocol": "http",
+            "port": mesh.INGRESS_STATUS_NODE_PORT,
+            "path": HEALTH_PATH,
+            "check_interval_seconds": 5,
+            "response_timeout_seconds": 3,
+            "healthy_threshold": 2,
+            "unhealthy_threshold": 2,
+        },
+        "enable_proxy_protocol": True,
+        "firewall": {"allows": [f"cidr:{c}" for c in cfg.ingress.source_ranges]},
+    }
+
+
+def dns_records(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """One A record per exposed host (the value, the load balancer IP, is filled in later)."""
+    return [
+        {
+            "name": cfg.ingress.record_name(host),
+            "type": "A",
+            "ttl": cfg.ingress.dns_ttl,
+            "host": host,
+        }
+        for host in cfg.ingress.hosts
+    ]
+
+
+def public_gateway(cfg: PlatformConfig) -> dict[str, Any]:
+    """The Istio Gateway serving the hosts: 80 redirects to HTTPS, 443 terminates TLS."""
+    hosts = list(cfg.ingress.hosts)
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": mesh.PUBLIC_GATEWAY_NAME,
+            "namespace": mesh.INGRESS_NAMESPACE,
+            "labels": mesh.labels(mesh.PUBLIC_GATEWAY_NAME),
+        },
+        "spec": {
+            "selector": dict(mesh.INGRESS_SELECTOR),
+            "servers": [
+                {
+                    "port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                    "hosts": hosts,
+                    "tls": {"httpsRedirect": True},
+                },
+                {
+                    "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                    "hosts": hosts,
+                    "tls": {
+                        "mode": "SIMPLE",
+                        "credentialName": INGRESS_TLS_SECRET,
+                        "minProtocolVersion": cfg.ingress.min_tls_version,
+                    },
+                },
+            ],
+        },
+    }
+
+
+def _slug(host: str) -> str:
+    return host.replace(".", "-")
+
+
+class IngressEdge(pulumi.ComponentResource):
+    """Load balancer, DNS, cert-manager + issuer + certificate, public Gateway.
+
+    `opts` carries the Kubernetes provider for in-cluster children; DigitalOcean children use
+    the default DigitalOcean provider and depend on nothing in the cluster."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: PlatformConfig,
+        *,
+        vpc: do.Vpc,
+        workload_tag: str,
+        namespaces: PlatformNamespaces,
+        istio: IstioControlPlane,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("service-mesh:ingress:IngressEdge", name, None, opts)
+        protect = cfg.ingress.protect
+        cloud = pulumi.ResourceOptions(parent=self, protect=protect)
+
+        self.load_balancer = do.LoadBalancer(
+            f"{name}-lb", vpc_uuid=vpc.id, **load_balancer_args(cfg, workload_tag), opts=cloud
+        )
+        self.ip = self.load_balancer.ip
+
+        self.domain: do.Domain | None = None
+        self.records: list[do.DnsRecord] = []
+        if cfg.ingress.hosts and cfg.ingress.domain:
+            zone: pulumi.Input[str] = cfg.ingress.domain
+            if cfg.ingress.create_domain:
+                self.domain = do.Domain(f"{name}-domain", name=cfg.ingress.domain, opts=cloud)
+                zone = self.domain.name
+            for record in dns_records(cfg):
+                self.records.append(
+                    do.DnsRecord(
+                        f"{name}-dns-{_slug(record['host'])}",
+                        domain=zone,
+                        name=record["name"],
+                        type=record["type"],
+                        ttl=record["ttl"],
+                        value=self.ip,
+                        opts=cloud,
+                    )
+                )
+
+        cm_ns = namespaces.get(mesh.CERT_MANAGER_NAMESPACE)
+        self.cert_manager = release(
+            "cert-manager",
+            "cert-manager",
+            mesh.CERT_MANAGER_NAMESPACE,
+            cert_manager_values(cfg),
+            pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+            version=CERT_MANAGER_VERSION,
+            repository=CERT_MANAGER_REPOSITORY,
+        )
+        self.issuer: k8s.apiextensions.CustomResource | None = None
+        self.certificate: k8s.apiextensions.CustomResource | None = None
+        self.gateway: k8s.apiextensions.CustomResource | None = None
+        if cfg.ingress.hosts:
+            self._tls(cfg, cm_ns, namespaces.get(mesh.INGRESS_NAMESPACE))
+            gw = public_gateway(cfg)
+            self.gateway = k8s.apiextensions.CustomResource(
+                "gateway-public",
+                api_version=gw["apiVersion"],
+                kind=gw["kind"],
+                metadata=gw["metadata"],
+                spec=gw["spec"],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*istio.crds_ready, namespaces.get(mesh.INGRESS_NAMESPACE)],
+                ),
+            )
+        self.register_outputs({"ip": self.ip, "hosts": list(cfg.ingress.hosts)})
+
+    def _tls(self, cfg: PlatformConfig, cm_ns: pulumi.Resource, ingress_ns: pulumi.Resource):
+        assert cfg.dns_api_token is not None  # enforced by config (ingress_problems)
+        token = pulumi.Output.secret(cfg.dns_api_token.get_secret_value())
+        secret = dns_token_secret()
+        self.dns_token = k8s.core.v1.Secret(
+            "cert-manager-dns-token",
+            metadata=secret["metadata"],
+            type=secret["type"],
+            string_data=dns_token_secret(token)["stringData"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+        )
+        issuer = cluster_issuer(cfg)
+        self.issuer = k8s.apiextensions.CustomResource(
+            "cluster-issuer-letsencrypt",
+            api_version=issuer["apiVersion"],
+            kind=issuer["kind"],
+            metadata=issuer["metadata"],
+            spec=issuer["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.cert_manager, self.dns_token]
+            ),
+        )
+        cert = ingress_certificate(cfg)
+        self.certificate = k8s.apiextensions.CustomResource(
+            "certificate-ingress-tls",
+            api_version=cert["apiVersion"],
+            kind=cert["kind"],
+            metadata=cert["metadata"],
+            spec=cert["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.cert_manager, self.issuer, ingress_ns]
+            ),
+        )

@@ -1,0 +1,217 @@
+"""Istio control plane from the official charts, pinned: `base` (CRDs, default validator) ->
+`istiod-<revision>` (HA, on the tainted system pool) -> ingress and egress gateways
+(`gateways.py`).
+
+Why `helm.v3.Release` and not `helm.v4.Chart`: the Istio charts branch on `.Release.IsUpgrade`
+(webhook failurePolicy) and document install/upgrade as Helm releases (canary revisions are
+separate releases side by side); v4.Chart renders locally without release state or hooks. A
+Release also waits until its workloads are ready, which is what "gateways after istiod is
+ready" and "Istio CRs after the CRDs and istiod" mean in the resource graph. The cost, one
+preview diff per release instead of per object, is paid back by `tools.plan` writing the values.
+
+The IstioOperator API is not used (removed in Istio 1.24).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import mesh
+from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
+from components.gateways import egress_gateway_values, ingress_gateway_values
+from components.istio_config import Workload
+
+if TYPE_CHECKING:
+    from components.config import PlatformConfig
+    from components.namespaces import PlatformNamespaces
+
+ISTIO_VERSION = "1.30.3"
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"  # DOKS nodes carry no zone label
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Objects merge key by key; lists and scalars in `override` replace."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def replica_values(workload: Workload) -> dict[str, Any]:
+    """istiod chart: with the HPA on, `replicaCount` is ignored and autoscaleMin governs."""
+    if workload.autoscaled:
+        return {
+            "autoscaleEnabled": True,
+            "autoscaleMin": workload.min_replicas,
+            "autoscaleMax": workload.max_replicas,
+        }
+    return {"autoscaleEnabled": False, "replicaCount": workload.min_replicas}
+
+
+def spread(match_labels: dict[str, str], hard: bool) -> list[dict[str, Any]]:
+    """One pod per node where possible. `Honor` keeps cordoned (draining) nodes out of the skew
+    count, so a hard constraint never leaves an evicted pod pending during a drain."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": HOSTNAME_TOPOLOGY,
+            "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
+            "nodeTaintsPolicy": "Honor",
+            "labelSelector": {"matchLabels": dict(match_labels)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+    ]
+
+
+def system_pool_toleration() -> dict[str, str]:
+    return {
+        "key": SYSTEM_POOL_TAINT["key"],
+        "operator": "Equal",
+        "value": SYSTEM_POOL_TAINT["value"],
+        "effect": SYSTEM_POOL_TAINT["effect"],
+    }
+
+
+def base_values(cfg: PlatformConfig) -> dict[str, Any]:
+    """Base chart: CRDs, and the default validator pointed at our revision's istiod."""
+    return {
+        "defaultRevision": cfg.istio.revision,
+        # Rendered without IsUpgrade the webhook would flip Ignore -> Fail on every apply.
+        "base": {"validationFailurePolicy": "Fail"},
+    }
+
+
+def mesh_config_values(cfg: PlatformConfig) -> dict[str, Any]:
+    """This layer's meshConfig: JSON access logs, discovery limited to labelled namespaces,
+    applications start only once their sidecar is ready."""
+    return {
+        "accessLogFile": "/dev/stdout",
+        "accessLogEncoding": "JSON",
+        "enablePrometheusMerge": True,
+        "discoverySelectors": [{"matchLabels": dict(mesh.DISCOVERY_LABEL)}],
+        "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+    }
+
+
+def istiod_pod_labels(cfg: PlatformConfig) -> dict[str, str]:
+    """Labels the chart puts on istiod pods (selector of its PDB, spread and HPA)."""
+    return {"app": "istiod", mesh.REVISION_LABEL: cfg.istio.revision}
+
+
+def istiod_values(cfg: PlatformConfig, mesh_config: dict[str, Any]) -> dict[str, Any]:
+    """istiod chart values. `mesh_config` (from the security and observability layers) is
+    deep-merged into meshConfig; its lists replace ours."""
+    istio = cfg.istio
+    istiod = istio.istiod
+    return {
+        "revision": istio.revision,
+        "revisionTags": [istio.revision_tag],
+        **replica_values(istiod),
+        "pdb": istiod.pdb.helm(),
+        "resources": istiod.resources.helm(),
+        "nodeSelector": dict(SYSTEM_POOL_LABEL),
+        "tolerations": [system_pool_toleration()],
+        "topologySpreadConstraints": spread(istiod_pod_labels(cfg), hard=True),
+        "traceSampling": istio.trace_sampling,
+        "meshConfig": deep_merge(mesh_config_values(cfg), mesh_config),
+        "base": {"validationFailurePolicy": "Fail"},
+        "global": {
+            "logAsJson": istio.log_as_json,
+            "defaultPodDisruptionBudget": {"enabled": True},
+            "proxy": {"resources": istio.proxy.helm()},
+        },
+    }
+
+
+def release(
+    name: str,
+    chart: str,
+    namespace: str,
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+    *,
+    version: str = ISTIO_VERSION,
+    repository: str = ISTIO_REPOSITORY,
+) -> k8s.helm.v3.Release:
+    """A pinned Helm release with a fixed name (no random suffix) that waits for readiness."""
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=chart,
+        version=version,
+        namespace=namespace,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
+        values=values,
+        skip_await=False,
+        timeout=900,
+        max_history=10,
+        cleanup_on_fail=True,
+        opts=opts,
+    )
+
+
+class IstioControlPlane(pulumi.ComponentResource):
+    """base -> istiod -> gateways. `crds_ready` is what every Istio custom resource, in any
+    layer, must depend on: the CRDs exist and istiod's validating webhook answers."""
+
+    def __init__(
+        self,
+        name: str,
+        cfg: PlatformConfig,
+        namespaces: PlatformNamespaces,
+        *,
+        mesh_config: dict[str, Any],
+        istiod_depends_on: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("service-mesh:istio:IstioControlPlane", name, None, opts)
+        system_ns = namespaces.get(mesh.ROOT_NAMESPACE)
+
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+
+        self.base = release(
+            "istio-base", "base", mesh.ROOT_NAMESPACE, base_values(cfg), child(system_ns)
+        )
+        self.istiod = release(
+            f"istiod-{cfg.istio.revision}",
+            "istiod",
+            mesh.ROOT_NAMESPACE,
+            istiod_values(cfg, mesh_config),
+            child(self.base, system_ns, *istiod_depends_on),
+        )
+        self.ingress_gateway = release(
+            mesh.INGRESS_GATEWAY,
+            "gateway",
+            mesh.INGRESS_NAMESPACE,
+            ingress_gateway_values(cfg),
+            child(self.istiod, namespaces.get(mesh.INGRESS_NAMESPACE)),
+        )
+        self.egress_gateway = release(
+            mesh.EGRESS_GATEWAY,
+            "gateway",
+            mesh.EGRESS_NAMESPACE,
+            egress_gateway_values(cfg),
+            child(self.istiod, namespaces.get(mesh.EGRESS_NAMESPACE)),
+        )
+        self.crds_ready: list[pulumi.Resource] = [self.base, self.istiod]
+        self.revision = cfg.istio.revision
+        self.revision_tag = cfg.istio.revision_tag
+        self.register_outputs(
+            {
+                "revision": self.revision,
+                "revisionTag": self.revision_tag,
+                "istiod": self.istiod.name,
+                "ingressGateway": self.ingress_gateway.name,
+                "egressGateway": self.egress_gateway.name,
+            }
+        )

@@ -1,0 +1,308 @@
+"""Metrics and alerting: kube-prometheus-stack values (Prometheus, Alertmanager, Grafana), the
+Alertmanager routing by `severity`, the Secrets holding receiver URLs and Grafana's admin login,
+and the PodMonitor/ServiceMonitor that scrape Istio as Istio documents for the Prometheus
+Operator. Pure builders only: `observability.py` registers what they return."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from components import mesh
+from components.observability_config import ObservabilityConfig
+
+# kube-prometheus-stack 88.5.3 (prometheus-operator v0.93.1). Grafana comes as its subchart
+# (grafana 12.11.1 from grafana-community), so the dashboards sidecar and data sources live here.
+KPS_CHART = "kube-prometheus-stack"
+KPS_VERSION = "88.5.3"
+KPS_REPO = "https://prometheus-community.github.io/helm-charts"
+KPS_RELEASE = "kube-prometheus-stack"  # <= 26 chars: the chart's fullname is the release name
+
+NS = mesh.MONITORING_NAMESPACE
+PROMETHEUS_URL = f"http://{KPS_RELEASE}-prometheus.{NS}.svc.cluster.local:9090"
+ALERTMANAGER_URL = f"http://{KPS_RELEASE}-alertmanager.{NS}.svc.cluster.local:9093"
+GRAFANA_SERVICE = f"{KPS_RELEASE}-grafana"  # grafana subchart fullname: <release>-grafana
+GRAFANA_URL = f"http://{GRAFANA_SERVICE}.{NS}.svc.cluster.local:80"
+PROMETHEUS_DATASOURCE_UID = "prometheus"  # kps default: grafana.sidecar.datasources.uid
+
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+GRAFANA_ADMIN_USER = "admin"
+RECEIVERS_SECRET = "alertmanager-receivers"
+# alertmanagerSpec.secrets are mounted at /etc/alertmanager/secrets/<secret>/<key>.
+RECEIVER_KEYS = {"pager": "pager-url", "ticket": "ticket-url"}
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # what the Grafana sidecar watches
+FOLDER_ANNOTATION = "grafana_folder"  # ConfigMap annotation naming the dashboard's folder
+
+
+def receiver_file(receiver: str) -> str:
+    return f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/{RECEIVER_KEYS[receiver]}"
+
+
+def _volume(storage_class: str, size: str) -> dict[str, Any]:
+    return {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": storage_class,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": size}},
+            }
+        }
+    }
+
+
+def retention_size(storage_size: str) -> str:
+    """Stop at 85 % of the volume: Prometheus deletes old blocks before the disk fills up."""
+    m = re.fullmatch(r"(\d+)(Gi|Ti)", storage_size)
+    assert m, storage_size
+    gib = int(m.group(1)) * (1024 if m.group(2) == "Ti" else 1)
+    return f"{gib * 85 // 100}GB"
+
+
+def alertmanager_config(pager: bool, ticket: bool) -> dict[str, Any]:
+    """Routing by `severity`: `page` wakes someone up, `ticket` (and the chart's own
+    critical/warning alerts) files work for office hours. Receiver URLs are read from files in
+    the mounted Secret (`url_file`), so no URL or key ever appears in chart values."""
+
+    def receiver(name: str, configured: bool) -> dict[str, Any]:
+        if not configured:  # dev without receivers: alerts are visible in Alertmanager only
+            return {"name": name}
+        return {
+            "name": name,
+            "webhook_configs": [{"url_file": receiver_file(name), "send_resolved": True}],
+        }
+
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": "ticket",
+            "group_by": ["alertname", "namespace", "slo"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "12h",
+            "routes": [
+                {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
+                {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
+                {
+                    "receiver": "pager",
+                    "matchers": ['severity = "page"'],
+                    "group_wait": "10s",
+                    "repeat_interval": "1h",
+                },
+                {"receiver": "ticket", "matchers": ['severity =~ "ticket|critical|warning"']},
+                {"receiver": "null", "matchers": ['severity = "info"']},
+            ],
+        },
+        "inhibit_rules": [
+            # A page already covers the same SLO: don't also open a ticket for it.
+            {
+                "source_matchers": ['severity = "page"'],
+                "target_matchers": ['severity = "ticket"'],
+                "equal": ["slo"],
+            },
+            {
+                "source_matchers": ['severity = "critical"'],
+                "target_matchers": ['severity =~ "warning|info"'],
+                "equal": ["namespace", "alertname"],
+            },
+        ],
+        "receivers": [
+            {"name": "null"},
+            receiver("pager", pager),
+            receiver("ticket", ticket),
+        ],
+        "templates": ["/etc/alertmanager/config/*.tmpl"],
+    }
+
+
+def prometheus_stack_values(
+    environment: str,
+    cfg: ObservabilityConfig,
+    *,
+    pager: bool,
+    ticket: bool,
+    datasources: list[dict[str, Any]],
+    dashboards: dict[str, Any],
+) -> dict[str, Any]:
+    """Values for kube-prometheus-stack. Selectors are opened (`*NilUsesHelmValues: false`) so
+    Prometheus picks up every ServiceMonitor, PodMonitor and PrometheusRule in any namespace,
+    not only objects labelled `release: kube-prometheus-stack`."""
+    prom, am = cfg.prometheus, cfg.alertmanager
+    return {
+        "crds": {"enabled": True},
+        "prometheus": {
+            "prometheusSpec": {
+                "replicas": prom.replicas,
+                "retention": prom.retention,
+                "retentionSize": retention_size(prom.storage_size),
+                "storageSpec": _volume(cfg.storage_class, prom.storage_size),
+                "podAntiAffinity": "hard" if prom.replicas > 1 else "soft",
+                "externalLabels": {"environment": environment},
+                "ruleSelectorNilUsesHelmValues": False,
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+            }
+        },
+        "alertmanager": {
+            "config": alertmanager_config(pager, ticket),
+            "alertmanagerSpec": {
+                "replicas": am.replicas,
+                "storage": _volume(cfg.storage_class, am.storage_size),
+                "podAntiAffinity": "hard" if am.replicas > 1 else "soft",
+                "secrets": [RECEIVERS_SECRET],
+            },
+        },
+        "grafana": {
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
+            "persistence": {
+                "enabled": True,
+                "type": "pvc",
+                "storageClassName": cfg.storage_class,
+                "accessModes": ["ReadWriteOnce"],
+                "size": cfg.grafana.storage_size,
+            },
+            # A ReadWriteOnce volume cannot be attached to the old and new pod at once.
+            "deploymentStrategy": {"type": "Recreate"},
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": next(iter(DASHBOARD_LABEL)),
+                    "labelValue": DASHBOARD_LABEL["grafana_dashboard"],
+                    "searchNamespace": "ALL",
+                    "folderAnnotation": FOLDER_ANNOTATION,
+                    "provider": {"foldersFromFilesStructure": True},
+                },
+            },
+            "additionalDataSources": datasources,
+            **dashboards,
+        },
+    }
+
+
+def grafana_admin_secret(password: Any) -> dict[str, Any]:
+    """Grafana's admin login, from a Pulumi-generated password (never in chart values)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": GRAFANA_ADMIN_SECRET,
+            "namespace": NS,
+            "labels": mesh.labels("grafana"),
+        },
+        "type": "Opaque",
+        "stringData": {"admin-user": GRAFANA_ADMIN_USER, "admin-password": password},
+    }
+
+
+def receivers_secret(urls: dict[str, Any]) -> dict[str, Any]:
+    """Alertmanager receiver URLs (with their keys), mounted into Alertmanager as files."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": RECEIVERS_SECRET,
+            "namespace": NS,
+            "labels": mesh.labels("alertmanager"),
+        },
+        "type": "Opaque",
+        "stringData": {RECEIVER_KEYS[name]: url for name, url in urls.items()},
+    }
+
+
+def envoy_pod_monitor(namespace: str) -> dict[str, Any]:
+    """Istio's `envoy-stats-monitor`, scoped to one mesh namespace. It scrapes the merged
+    metrics the sidecar agent serves in plain text on :15020 (the port the injector writes into
+    `prometheus.io/port`), which the sidecar does not intercept: it works under STRICT mTLS."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": "envoy-stats-monitor",
+            "namespace": namespace,
+            "labels": mesh.labels("envoy-stats-monitor", monitoring="istio-proxies"),
+        },
+        "spec": {
+            "selector": {
+                "matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]
+            },
+            "namespaceSelector": {"matchNames": [namespace]},
+            "jobLabel": "envoy-stats",
+            "podMetricsEndpoints": [
+                {
+                    "path": "/stats/prometheus",
+                    "interval": "15s",
+                    "relabelings": _envoy_relabelings(),
+                }
+            ],
+        },
+    }
+
+
+def _envoy_relabelings() -> list[dict[str, Any]]:
+    """Verbatim from istio/istio samples/addons/extras/prometheus-operator.yaml (1.30.3)."""
+    port_ip = [
+        "__meta_kubernetes_pod_annotation_prometheus_io_port",
+        "__meta_kubernetes_pod_ip",
+    ]
+    return [
+        {
+            "action": "keep",
+            "sourceLabels": ["__meta_kubernetes_pod_container_name"],
+            "regex": "istio-proxy",
+        },
+        {
+            "action": "keep",
+            "sourceLabels": ["__meta_kubernetes_pod_annotationpresent_prometheus_io_scrape"],
+        },
+        {
+            "action": "replace",
+            "regex": r"(\d+);(([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})",
+            "replacement": "[$2]:$1",
+            "sourceLabels": port_ip,
+            "targetLabel": "__address__",
+        },
+        {
+            "action": "replace",
+            "regex": r"(\d+);((([0-9]+?)(\.|$)){4})",
+            "replacement": "$2:$1",
+            "sourceLabels": port_ip,
+            "targetLabel": "__address__",
+        },
+        {"action": "labeldrop", "regex": "__meta_kubernetes_pod_label_(.+)"},
+        {
+            "sourceLabels": ["__meta_kubernetes_namespace"],
+            "action": "replace",
+            "targetLabel": "namespace",
+        },
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_name"],
+            "action": "replace",
+            "targetLabel": "pod",
+        },
+    ]
+
+
+def istiod_service_monitor() -> dict[str, Any]:
+    """Istio's `istio-component-monitor`: istiod's plain-text `http-monitoring` port (15014)."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {
+            "name": "istio-component-monitor",
+            "namespace": NS,
+            "labels": mesh.labels("istio-component-monitor", monitoring="istio-components"),
+        },
+        "spec": {
+            "jobLabel": "istio",
+            "targetLabels": ["app"],
+            "selector": {
+                "matchExpressions": [{"key": "istio", "operator": "In", "values": ["pilot"]}]
+            },
+            "namespaceSelector": {"matchNames": [mesh.ROOT_NAMESPACE]},
+            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
+        },
+    }

@@ -1,0 +1,329 @@
+"""The way in: Pulumi-owned load balancer <-> workload pool tag <-> gateway node ports, DNS,
+cert-manager issuer and certificate, the public Gateway, schemas, ordering, bad config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components import mesh
+from components.certificates import dns_token_secret
+from components.model import ConfigError
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.schema import normalize, validate_crd, validate_istio, validate_k8s
+from tests.test_istio import load_cfg, release, values
+from tools.engine import Resource, Run, _doc_ip
+
+LB = "digitalocean:index/loadBalancer:LoadBalancer"
+RECORD = "digitalocean:index/dnsRecord:DnsRecord"
+DOMAIN = "digitalocean:index/domain:Domain"
+POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
+ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
+SECRET = "kubernetes:core/v1:Secret"
+LE_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+LE_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def edge(run: Run) -> Resource:
+    return run.one("service-mesh:ingress:IngressEdge")
+
+
+def mine(run: Run, type_: str) -> list[Resource]:
+    return [r for r in run.children(edge(run)) if r.type == type_]
+
+
+def one(run: Run, type_: str) -> Resource:
+    (found,) = mine(run, type_)
+    return found
+
+
+def closure(run: Run, resource: Resource) -> set[str]:
+    """Every URN `resource` waits for, transitively."""
+    seen: set[str] = set()
+    todo = list(resource.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo += run.by_urn(urn).dependencies
+    return seen
+
+
+def node_ports(run: Run) -> dict[str, int]:
+    service = values(run, mesh.INGRESS_GATEWAY)["service"]
+    assert service["type"] == "NodePort"
+    return {p["port"]: p["nodePort"] for p in service["ports"]}
+
+
+# --- load balancer ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_load_balancer_targets_workload_pool_tag_and_gateway_node_ports(stack):
+    run = stack_run(stack)
+    lb = normalize(one(run, LB).inputs)
+    (pool,) = run.of_type(POOL)
+    assert lb["dropletTag"] in pool.inputs["tags"]
+    assert lb["dropletTag"] == run.outputs["workloadTag"]
+    vpc = run.one("digitalocean:index/vpc:Vpc")
+    assert vpc.urn in one(run, LB).dependencies
+    ports = node_ports(run)
+    rules = {r["entryPort"]: r for r in lb["forwardingRules"]}
+    assert set(rules) == {80, 443}
+    for entry in (80, 443):
+        assert rules[entry]["targetPort"] == ports[entry]
+        assert rules[entry]["entryProtocol"] == rules[entry]["targetProtocol"] == "tcp"
+        assert 30000 <= ports[entry] <= 32767
+    check = lb["healthcheck"]
+    assert check["protocol"] == "http" and check["path"] == "/healthz/ready"
+    assert check["port"] == ports[mesh.STATUS_PORT]
+    assert lb["region"] == load_cfg(stack).cluster.region
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_proxy_protocol_on_the_load_balancer_and_accepted_by_the_gateway(stack):
+    run = stack_run(stack)
+    assert one(run, LB).inputs["enableProxyProtocol"] is True
+    annotation = values(run, mesh.INGRESS_GATEWAY)["podAnnotations"]["proxy.istio.io/config"]
+    assert json.loads(annotation)["gatewayTopology"]["proxyProtocol"] == {}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_load_balancer_does_not_depend_on_the_cluster(stack):
+    run = stack_run(stack)
+    lb = one(run, LB)
+    waits_for = {run.by_urn(u).type for u in closure(run, lb)}
+    assert waits_for == {"digitalocean:index/vpc:Vpc"}
+    assert lb.provider is None  # the DigitalOcean provider, not the cluster's Kubernetes one
+    assert not run.of_type("kubernetes:core/v1:Service"), "no Service of type LoadBalancer"
+    for r in run.of_type("kubernetes:helm.sh/v3:Release"):
+        assert (r.inputs["values"].get("service") or {}).get("type") != "LoadBalancer"
+
+
+@pytest.mark.parametrize(
+    ("stack", "protected", "size"),
+    [("dev", False, 1), ("staging", False, 1), ("production", True, 2)],
+)
+def test_load_balancer_size_firewall_and_protection(stack, protected, size):
+    run, cfg = stack_run(stack), load_cfg(stack)
+    lb = one(run, LB)
+    assert lb.protect is protected
+    assert lb.inputs["sizeUnit"] == size
+    assert lb.inputs["firewall"]["allows"] == [f"cidr:{c}" for c in cfg.ingress.source_ranges]
+
+
+# --- DNS ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_record_per_host_points_at_the_load_balancer(stack):
+    run, cfg = stack_run(stack), load_cfg(stack)
+    lb = one(run, LB)
+    records = mine(run, RECORD)
+    assert cfg.ingress.hosts and cfg.ingress.domain
+    assert len(records) == len(cfg.ingress.hosts)
+    fqdns = set()
+    for r in records:
+        assert r.inputs["type"] == "A"
+        assert lb.urn in r.dependencies
+        assert r.inputs["value"] == _doc_ip(lb.name)  # the fake cloud's IP of that LB
+        assert r.inputs["domain"] == cfg.ingress.domain
+        name = r.inputs["name"]
+        fqdns.add(cfg.ingress.domain if name == "@" else f"{name}.{cfg.ingress.domain}")
+        assert r.protect is (stack == "production")
+    assert fqdns == set(cfg.ingress.hosts)
+    assert one(run, DOMAIN).inputs["name"] == cfg.ingress.domain
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "server"),
+    [("dev", LE_STAGING), ("staging", LE_PRODUCTION), ("production", LE_PRODUCTION)],
+)
+def test_cluster_issuer_solves_dns01_through_digitalocean(stack, server):
+    run, cfg = stack_run(stack), load_cfg(stack)
+    issuer = one(run, ISSUER)
+    acme = issuer.inputs["spec"]["acme"]
+    assert acme["server"] == server
+    assert acme["email"] == cfg.ingress.acme_email
+    (solver,) = acme["solvers"]
+    ref = solver["dns01"]["digitalocean"]["tokenSecretRef"]
+    secret = one(run, SECRET)
+    assert secret.inputs["metadata"] == {
+        **secret.inputs["metadata"],
+        "name": ref["name"],
+        "namespace": mesh.CERT_MANAGER_NAMESPACE,
+    }
+    assert secret.inputs["stringData"] == "[secret]"
+    assert secret.urn in issuer.dependencies
+    assert release(run, "cert-manager").urn in issuer.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dns_token_never_appears_in_plain_text(stack):
+    run = stack_run(stack)
+    recorded = json.dumps([r.to_json() for r in run.resources])
+    token = [v for v in run.secret_values if "dnsApiToken" in v]
+    assert token and not any(t in recorded for t in token)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_certificate_for_the_hosts_lives_where_the_gateway_reads_it(stack):
+    run, cfg = stack_run(stack), load_cfg(stack)
+    cert = one(run, CERTIFICATE)
+    gateway = one(run, GATEWAY)
+    issuer = one(run, ISSUER)
+    spec = cert.inputs["spec"]
+    assert cert.inputs["metadata"]["namespace"] == mesh.INGRESS_NAMESPACE
+    assert spec["dnsNames"] == list(cfg.ingress.hosts)
+    assert spec["issuerRef"] == {
+        "name": issuer.inputs["metadata"]["name"],
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    https = next(s for s in gateway.inputs["spec"]["servers"] if s["port"]["number"] == 443)
+    assert https["tls"]["credentialName"] == spec["secretName"]
+    assert {issuer.urn, release(run, "cert-manager").urn} <= set(cert.dependencies)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_public_gateway_redirects_http_and_serves_tls_1_2_or_newer(stack):
+    run, cfg = stack_run(stack), load_cfg(stack)
+    gateway = one(run, GATEWAY)
+    meta, spec = gateway.inputs["metadata"], gateway.inputs["spec"]
+    assert f"{meta['namespace']}/{meta['name']}" == mesh.PUBLIC_GATEWAY
+    assert spec["selector"] == mesh.INGRESS_SELECTOR
+    servers = {int(s["port"]["number"]): s for s in spec["servers"]}
+    assert set(servers) == {80, 443}
+    assert servers[80]["tls"] == {"httpsRedirect": True}
+    assert servers[80]["port"]["protocol"] == "HTTP"
+    tls = servers[443]["tls"]
+    assert servers[443]["port"]["protocol"] == "HTTPS"
+    assert tls["mode"] == "SIMPLE" and tls["minProtocolVersion"] in ("TLSV1_2", "TLSV1_3")
+    for server in servers.values():
+        assert server["hosts"] == list(cfg.ingress.hosts)
+    crds_ready = {release(run, "istio-base").urn, release(run, f"istiod-{cfg.istio.revision}").urn}
+    assert crds_ready <= set(gateway.dependencies)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cert_manager_pinned_and_independent_of_istio(stack):
+    run = stack_run(stack)
+    cm = release(run, "cert-manager")
+    assert cm.inputs["version"] == "v1.21.1"
+    assert cm.inputs["repositoryOpts"]["repo"] == "https://charts.jetstack.io"
+    assert cm.inputs["values"]["crds"] == {"enabled": True, "keep": True}
+    istiod = release(run, f"istiod-{load_cfg(stack).istio.revision}")
+    istio = {release(run, "istio-base").urn, istiod.urn}
+    assert not istio & closure(run, cm)
+
+
+# --- schemas --------------------------------------------------------------------------------------
+
+
+def with_secret(obj: dict[str, Any]) -> dict[str, Any]:
+    """Recorded Secrets have their data masked; validate the shape with a stand-in value."""
+    if obj.get("kind") == "Secret" and obj.get("stringData") == "[secret]":
+        return {**obj, "stringData": dns_token_secret("stand-in")["stringData"]}
+    return obj
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_manifest_of_the_ingress_layer_matches_its_schema(stack):
+    run = stack_run(stack)
+    checked = set()
+    for r in run.children(edge(run)):
+        if not r.type.startswith("kubernetes:") or "helm.sh" in r.type:
+            continue
+        obj = with_secret(r.inputs)
+        if ".istio.io/" in r.type:
+            validate_istio(obj)
+        elif "cert-manager.io/" in r.type:
+            validate_crd(obj)
+        else:
+            validate_k8s(obj)
+        checked.add(r.type)
+    assert checked == {SECRET, ISSUER, CERTIFICATE, GATEWAY}
+
+
+def test_cert_manager_schema_rejects_unknown_fields():
+    cfg = load_cfg("production")
+    from components.certificates import cluster_issuer, ingress_certificate
+
+    cert = ingress_certificate(cfg)
+    cert["spec"]["dnsName"] = ["typo.example.com"]
+    with pytest.raises(AssertionError, match="dnsName"):
+        validate_crd(cert)
+    issuer = cluster_issuer(cfg)
+    del issuer["spec"]["acme"]["privateKeySecretRef"]
+    with pytest.raises(AssertionError, match="privateKeySecretRef"):
+        validate_crd(issuer)
+
+
+# --- bad config -----------------------------------------------------------------------------------
+
+
+def refused(tmp_path, stack: str, patch: dict[str, Any], top: dict[str, Any] | None = None):
+    config = stack_config(stack)
+    config["service-mesh:ingress"] = {**config["service-mesh:ingress"], **patch}
+    config.update(top or {})
+    run = run_config(tmp_path, stack, config)
+    assert isinstance(run.error, ConfigError), run.error
+    assert run.resources == []
+    return {p.key: p for p in run.error.problems}
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://shop.example.com",
+        "Shop.example.com",
+        "*.example.com",
+        "shop",
+        "shop.example.com:443",
+    ],
+)
+def test_bad_host_format_is_refused(tmp_path, host):
+    problems = refused(tmp_path, "production", {"hosts": [host]})
+    assert list(problems) == ["ingress.hosts"]
+    assert host in problems["ingress.hosts"].allowed
+
+
+def test_host_outside_the_zone_is_refused(tmp_path):
+    problems = refused(tmp_path, "production", {"hosts": ["shop.example.org"]})
+    assert list(problems) == ["ingress.hosts[0]"]
+
+
+@pytest.mark.parametrize("cidr", ["not-a-cidr", "10.0.0.1/8", "300.1.1.0/24"])
+def test_source_ranges_must_be_cidrs(tmp_path, cidr):
+    problems = refused(tmp_path, "production", {"sourceRanges": ["203.0.113.0/24", cidr]})
+    assert list(problems) == ["ingress.sourceRanges[1]"]
+
+
+def test_production_refuses_the_staging_acme_endpoint_and_unprotected_edge(tmp_path):
+    problems = refused(tmp_path, "production", {"acmeServer": "staging", "protect": False})
+    assert set(problems) == {"ingress.acmeServer", "ingress.protect"}
+
+
+def test_hosts_need_the_dns_token(tmp_path):
+    config = stack_config("staging")
+    del config["service-mesh:dnsApiToken"]
+    run = run_config(tmp_path, "staging", config)
+    assert isinstance(run.error, ConfigError)
+    assert [p.key for p in run.error.problems] == ["dnsApiToken"]
+    assert run.resources == []
+
+
+def test_dns_token_in_plain_text_is_refused(tmp_path):
+    config = stack_config("dev")
+    config["service-mesh:dnsApiToken"] = "dop_v1_plaintext"
+    run = run_config(tmp_path, "dev", config)
+    assert isinstance(run.error, ConfigError)
+    assert "dop_v1_plaintext" not in str(run.error)
+    assert run.resources == []

@@ -1,0 +1,579 @@
+"""Istio control plane and gateways: pinned charts, revision + tag, HA per environment, mesh
+config, values that exist in the pinned charts, ordering in the recorded graph, bad HA config."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from components import mesh
+from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
+from components.config import PlatformConfig, parse
+from components.gateways import egress_gateway_values, ingress_gateway_values
+from components.istio import base_values, istiod_values
+from components.istio_config import cpu_milli, memory_mi
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.schema import normalize, validate_istio, validate_k8s
+from tools.engine import Resource, Run, read_stack_config, stack_file
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+SCHEMAS = Path(__file__).parent / "schemas"
+
+
+def load_cfg(stack: str) -> PlatformConfig:
+    values, secret_keys, _ = read_stack_config(stack_file(stack))
+    prefix = "service-mesh:"
+    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    return parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+
+
+def release(run: Run, name: str) -> Resource:
+    return next(r for r in run.of_type(RELEASE) if r.inputs["name"] == name)
+
+
+def values(run: Run, name: str) -> dict[str, Any]:
+    return normalize(release(run, name).inputs["values"])
+
+
+def platform_namespaces(run: Run) -> list[Resource]:
+    """Namespaces created by PlatformNamespaces (other layers create their own, e.g. monitoring)."""
+    owner = run.one("service-mesh:namespaces:PlatformNamespaces")
+    return [r for r in run.children(owner) if r.type == NAMESPACE]
+
+
+def run_program(fn) -> Run:
+    """Run `fn` (registering components directly) under the offline engine's mocks."""
+    import pulumi
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import _sync_await, run_pulumi_func
+
+    from tools import engine
+
+    run = Run(stack="unit")
+    settings.set_root_resource(None)
+    pulumi.runtime.set_all_config({}, [])
+    mocks = engine._make_mocks(run)
+    pulumi.runtime.set_mocks(
+        mocks,
+        project=engine.PROJECT,
+        stack="unit",
+        preview=False,
+        monitor=engine._make_monitor(mocks, run),
+    )
+    _sync_await(run_pulumi_func(fn))
+    return run
+
+
+def istiod_name(stack: str) -> str:
+    return f"istiod-{load_cfg(stack).istio.revision}"
+
+
+# --- pinned charts, revision, no IstioOperator --------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istio_charts_are_pinned_releases_with_fixed_names(stack):
+    run = stack_run(stack)
+    expected = {
+        "istio-base": ("base", mesh.ROOT_NAMESPACE),
+        istiod_name(stack): ("istiod", mesh.ROOT_NAMESPACE),
+        mesh.INGRESS_GATEWAY: ("gateway", mesh.INGRESS_NAMESPACE),
+        mesh.EGRESS_GATEWAY: ("gateway", mesh.EGRESS_NAMESPACE),
+    }
+    for name, (chart, namespace) in expected.items():
+        inputs = release(run, name).inputs
+        assert inputs["chart"] == chart
+        assert inputs["version"] == "1.30.3"
+        assert inputs["repositoryOpts"]["repo"] == (
+            "https://istio-release.storage.googleapis.com/charts"
+        )
+        assert inputs["namespace"] == namespace
+    assert not [
+        r for r in run.resources if "IstioOperator" in r.type or "install.istio.io" in r.type
+    ]
+    assert "IstioOperator" not in json.dumps([r.inputs for r in run.resources])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_validation_failure_policy_is_fail_in_base_and_istiod(stack):
+    run = stack_run(stack)
+    assert values(run, "istio-base")["base"]["validationFailurePolicy"] == "Fail"
+    assert values(run, istiod_name(stack))["base"]["validationFailurePolicy"] == "Fail"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_revision_tag_is_what_namespaces_and_gateways_select(stack):
+    cfg, run = load_cfg(stack), stack_run(stack)
+    istiod = values(run, istiod_name(stack))
+    assert istiod["revision"] == cfg.istio.revision
+    assert istiod["revisionTags"] == [cfg.istio.revision_tag]
+    assert values(run, "istio-base")["defaultRevision"] == cfg.istio.revision
+    for gw in (mesh.INGRESS_GATEWAY, mesh.EGRESS_GATEWAY):
+        assert values(run, gw)["revision"] == cfg.istio.revision_tag
+    namespaces = {
+        r.inputs["metadata"]["name"]: r.inputs["metadata"] for r in platform_namespaces(run)
+    }
+    meshed = [mesh.INGRESS_NAMESPACE, mesh.EGRESS_NAMESPACE, *(n.name for n in cfg.mesh_namespaces)]
+    assert cfg.mesh_namespaces, "stack files declare at least one mesh namespace"
+    for name in meshed:
+        labels = namespaces[name]["labels"]
+        assert labels[mesh.REVISION_LABEL] == cfg.istio.revision_tag
+        assert "istio-injection" not in labels
+    for name in (mesh.ROOT_NAMESPACE, mesh.CERT_MANAGER_NAMESPACE):
+        assert mesh.REVISION_LABEL not in namespaces[name].get("labels", {})
+    assert mesh.MONITORING_NAMESPACE not in namespaces
+
+
+# --- HA per environment -------------------------------------------------------------------------
+
+
+def istiod_min_replicas(v: dict[str, Any]) -> int:
+    """What the chart runs at the minimum: autoscaleMin with the HPA on, else replicaCount."""
+    return v["autoscaleMin"] if v.get("autoscaleEnabled", True) else v.get("replicaCount", 1)
+
+
+def istiod_pdb_evictions(v: dict[str, Any], replicas: int) -> int | None:
+    """Evictions the istiod chart's PDB allows (None: the chart renders no PDB)."""
+    if replicas <= 1:
+        return None
+    pdb = {"minAvailable": 1, **v.get("pdb", {})}  # chart default minAvailable: 1
+    if "maxUnavailable" in pdb:
+        return min(pdb["maxUnavailable"], replicas)
+    return replicas - pdb["minAvailable"]
+
+
+def gateway_pdb_evictions(v: dict[str, Any], replicas: int) -> int | None:
+    pdb = v.get("podDisruptionBudget") or {}
+    if replicas <= 1 or not pdb:
+        return None
+    if "maxUnavailable" in pdb:
+        return min(pdb["maxUnavailable"], replicas)
+    return replicas - pdb["minAvailable"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "minimum", "maximum"), [("dev", 1, 1), ("staging", 2, 2), ("production", 3, 10)]
+)
+def test_istiod_replicas_per_environment(stack, minimum, maximum):
+    v = values(stack_run(stack), istiod_name(stack))
+    assert istiod_min_replicas(v) >= minimum
+    if stack == "production":
+        assert v["autoscaleEnabled"] is True and v["autoscaleMax"] == maximum
+    if stack == "dev":
+        assert v == {**v, "autoscaleEnabled": False, "replicaCount": 1}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_pdb_always_allows_one_eviction_when_more_than_one_replica(stack):
+    v = values(stack_run(stack), istiod_name(stack))
+    replicas = istiod_min_replicas(v)
+    evictions = istiod_pdb_evictions(v, replicas)
+    if replicas > 1:
+        assert v["global"]["defaultPodDisruptionBudget"]["enabled"] is True
+        assert evictions is not None and evictions >= 1
+        assert evictions < replicas  # and it still protects something
+
+
+@pytest.mark.parametrize(
+    ("stack", "ingress", "egress"),
+    [("dev", (1, 2), (1, 1)), ("staging", (2, 5), (2, 3)), ("production", (3, 10), (2, 5))],
+)
+def test_gateway_autoscaling_and_pdb(stack, ingress, egress):
+    run = stack_run(stack)
+    for name, (lo, hi) in ((mesh.INGRESS_GATEWAY, ingress), (mesh.EGRESS_GATEWAY, egress)):
+        v = values(run, name)
+        scaling = v["autoscaling"]
+        assert (scaling["minReplicas"], scaling["maxReplicas"]) == (lo, hi)
+        assert scaling["enabled"] is (hi > lo)
+        evictions = gateway_pdb_evictions(v, lo)
+        if lo > 1:
+            assert evictions is not None and 1 <= evictions < lo
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_on_system_pool_spread_across_nodes_with_cpu_limit(stack):
+    cfg = load_cfg(stack)
+    v = values(stack_run(stack), istiod_name(stack))
+    assert v["nodeSelector"] == SYSTEM_POOL_LABEL
+    assert any(
+        t.get("key") == SYSTEM_POOL_TAINT["key"]
+        and t.get("effect") == SYSTEM_POOL_TAINT["effect"]
+        and (t.get("operator") == "Exists" or t.get("value") == SYSTEM_POOL_TAINT["value"])
+        for t in v["tolerations"]
+    )
+    pod_labels = {"app": "istiod", "istio": "pilot", mesh.REVISION_LABEL: cfg.istio.revision}
+    (tsc,) = v["topologySpreadConstraints"]
+    assert tsc["topologyKey"] == "kubernetes.io/hostname"
+    assert tsc["whenUnsatisfiable"] == "DoNotSchedule" and tsc["maxSkew"] == 1
+    assert tsc["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    resources = v["resources"]
+    assert cpu_milli(resources["requests"]["cpu"]) <= cpu_milli(resources["limits"]["cpu"])
+    assert memory_mi(resources["requests"]["memory"]) > 0
+
+
+def test_istiod_resources_grow_with_the_environment():
+    cpu = [
+        cpu_milli(values(stack_run(s), istiod_name(s))["resources"]["requests"]["cpu"])
+        for s in STACKS
+    ]
+    assert cpu == sorted(cpu) and cpu[0] < cpu[-1]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateways_spread_across_nodes_off_the_system_pool(stack):
+    run = stack_run(stack)
+    for name, selector in (
+        (mesh.INGRESS_GATEWAY, mesh.INGRESS_SELECTOR),
+        (mesh.EGRESS_GATEWAY, mesh.EGRESS_SELECTOR),
+    ):
+        v = values(run, name)
+        assert v["labels"].items() >= selector.items()
+        (tsc,) = v["topologySpreadConstraints"]
+        assert tsc["topologyKey"] == "kubernetes.io/hostname"
+        assert tsc["labelSelector"]["matchLabels"] == selector
+        assert v["nodeSelector"] != SYSTEM_POOL_LABEL
+        assert "tolerations" not in v
+
+
+# --- mesh config ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "sampling"), [("dev", 100.0), ("staging", 10.0), ("production", 1.0)]
+)
+def test_mesh_config(stack, sampling):
+    run = stack_run(stack)
+    v = values(run, istiod_name(stack))
+    mc = v["meshConfig"]
+    assert mc["accessLogFile"] == "/dev/stdout" and mc["accessLogEncoding"] == "JSON"
+    assert mc["defaultConfig"]["holdApplicationUntilProxyStarts"] is True
+    assert mc["discoverySelectors"] == [{"matchLabels": mesh.DISCOVERY_LABEL}]
+    assert v["traceSampling"] == sampling
+    proxy = v["global"]["proxy"]["resources"]["requests"]
+    assert cpu_milli(proxy["cpu"]) <= 100 and memory_mi(proxy["memory"]) <= 128
+    # Everything istiod must see is selected: root, gateway and every mesh namespace.
+    selected = {
+        r.inputs["metadata"]["name"]
+        for r in platform_namespaces(run)
+        if r.inputs["metadata"].get("labels", {}).items() >= mesh.DISCOVERY_LABEL.items()
+    }
+    cfg = load_cfg(stack)
+    assert selected == {
+        mesh.ROOT_NAMESPACE,
+        mesh.INGRESS_NAMESPACE,
+        mesh.EGRESS_NAMESPACE,
+        *(n.name for n in cfg.mesh_namespaces),
+    }
+
+
+def test_istiod_values_deep_merges_other_layers_mesh_config():
+    cfg = load_cfg("production")
+    extra = {
+        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+        "extensionProviders": [{"name": "otel", "opentelemetry": {"service": "c", "port": 4317}}],
+        "defaultConfig": {"proxyMetadata": {"X": "1"}},
+    }
+    before = copy.deepcopy(extra)
+    mc = istiod_values(cfg, extra)["meshConfig"]
+    assert mc["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
+    assert mc["extensionProviders"][0]["name"] == "otel"
+    assert mc["defaultConfig"] == {
+        "holdApplicationUntilProxyStarts": True,
+        "proxyMetadata": {"X": "1"},
+    }
+    assert mc["accessLogEncoding"] == "JSON"
+    assert extra == before  # inputs are not mutated
+    assert "outboundTrafficPolicy" not in istiod_values(cfg, {})["meshConfig"]
+
+
+# --- values exist in the pinned charts ------------------------------------------------------------
+
+# Key paths taken from the pinned charts' values.yaml (Istio 1.30.3; cert-manager v1.21.1), as
+# documented there (commented-out keys included, noted). `name.*` means a free-form map or an
+# object passed through to Kubernetes (any key below it is the API's, not the chart's).
+ALLOWED: dict[str, set[str]] = {
+    "base": {
+        "defaultRevision",
+        "base.excludedCRDs",
+        "base.enableCRDTemplates",
+        "base.validationCABundle",
+        "base.validationFailurePolicy",  # read by the validator template; notes/istio.md §3
+    },
+    "istiod": {
+        "revision",
+        "revisionTags",
+        "autoscaleEnabled",
+        "autoscaleMin",
+        "autoscaleMax",
+        "autoscaleBehavior.*",
+        "replicaCount",
+        "rollingMaxSurge",
+        "rollingMaxUnavailable",
+        "traceSampling",
+        "resources.*",
+        "nodeSelector.*",
+        "tolerations",
+        "affinity.*",
+        "topologySpreadConstraints",
+        "podAnnotations.*",
+        "podLabels.*",
+        "env.*",
+        "cpu.targetAverageUtilization",
+        "meshConfig.*",
+        "keepaliveMaxServerConnectionAge",
+        "pdb.minAvailable",
+        "pdb.unhealthyPodEvictionPolicy",
+        "pdb.maxUnavailable",  # commented in values.yaml: "If set, 'minAvailable' is ignored"
+        "base.enableIstioConfigCRDs",
+        "base.validationFailurePolicy",  # commented in values.yaml ("Set to Fail ...")
+        "global.logAsJson",
+        "global.logging.level",
+        "global.priorityClassName",
+        "global.defaultPodDisruptionBudget.enabled",
+        "global.proxy.resources.*",
+        "global.istioNamespace",
+        "global.meshID",
+        "global.networkPolicy.enabled",
+    },
+    "gateway": {
+        "name",
+        "revision",
+        "labels.*",
+        "annotations.*",
+        "replicaCount",
+        "kind",
+        "autoscaling.enabled",
+        "autoscaling.minReplicas",
+        "autoscaling.maxReplicas",
+        "autoscaling.targetCPUUtilizationPercentage",
+        "autoscaling.autoscaleBehavior.*",
+        "podDisruptionBudget.minAvailable",
+        "podDisruptionBudget.maxUnavailable",
+        "podDisruptionBudget.unhealthyPodEvictionPolicy",  # all three documented in comments
+        "resources.*",
+        "nodeSelector.*",
+        "tolerations",
+        "topologySpreadConstraints",
+        "affinity.*",
+        "podAnnotations.*",
+        "priorityClassName",
+        "terminationGracePeriodSeconds",
+        "service.type",
+        "service.ports",
+        "service.annotations.*",
+        "service.externalTrafficPolicy",
+        "service.loadBalancerSourceRanges",
+        "service.ipFamilyPolicy",
+        "service.ipFamilies",
+        "strategy.*",
+        "minReadySeconds",
+        "env.*",
+    },
+    "cert-manager": {
+        "crds.enabled",
+        "crds.keep",
+        "replicaCount",
+        "podDisruptionBudget.enabled",
+        "podDisruptionBudget.minAvailable",
+        "podDisruptionBudget.maxUnavailable",  # commented
+        "webhook.replicaCount",
+        "webhook.podDisruptionBudget.enabled",
+        "webhook.podDisruptionBudget.maxUnavailable",  # commented
+        "cainjector.replicaCount",
+        "dns01RecursiveNameservers",
+        "dns01RecursiveNameserversOnly",
+        "resources.*",
+        "nodeSelector.*",
+        "tolerations",
+        "topologySpreadConstraints",
+        "global.leaderElection.namespace",
+        "global.priorityClassName",
+        "prometheus.enabled",
+    },
+}
+
+
+def key_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """Leaf key paths; lists are leaves (the chart takes them whole)."""
+    out: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += key_paths(value, f"{path}.")
+        else:
+            out.append(path)
+    return out
+
+
+def allowed(chart: str, path: str) -> bool:
+    keys = ALLOWED[chart]
+    if path in keys:
+        return True
+    parts = path.split(".")
+    return any(".".join(parts[:i]) + ".*" in keys for i in range(1, len(parts) + 1))
+
+
+def test_key_path_check_rejects_misspellings():
+    assert allowed("istiod", "pdb.maxUnavailable")
+    assert allowed("istiod", "meshConfig.anything.below")
+    assert not allowed("istiod", "autoscaleMinimum")
+    assert not allowed("gateway", "autoscaling.minReplica")
+    assert not allowed("istiod", "defaults.autoscaleMin")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_values_key_path_exists_in_the_pinned_chart(stack):
+    run = stack_run(stack)
+    releases = [r for r in run.of_type(RELEASE) if r.inputs["chart"] in ALLOWED]
+    assert {r.inputs["chart"] for r in releases} == set(ALLOWED)
+    for r in releases:
+        v = r.inputs["values"]
+        unknown = [p for p in key_paths(v) if not allowed(r.inputs["chart"], p)]
+        assert not unknown, f"{r.inputs['name']}: keys not in the pinned chart: {unknown}"
+        assert "_internal_defaults_do_not_set" not in v and "defaults" not in v
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_values_pass_the_chart_values_schema(stack):
+    schema = json.loads((SCHEMAS / "istio-gateway-values.schema.json").read_text())
+    cfg = load_cfg(stack)
+    for v in (ingress_gateway_values(cfg), egress_gateway_values(cfg)):
+        jsonschema.validate(v, schema)
+    bad = {**ingress_gateway_values(cfg), "autoscale": {"min": 1}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_builders_are_pure_and_match_what_is_registered():
+    cfg, run = load_cfg("production"), stack_run("production")
+    assert values(run, "istio-base") == base_values(cfg)
+    registered = values(run, istiod_name("production"))
+    own = istiod_values(cfg, {})
+    # meshConfig also carries what other layers pass in (__main__ wires them): ours is kept.
+    assert {k: v for k, v in registered.items() if k != "meshConfig"} == {
+        k: v for k, v in own.items() if k != "meshConfig"
+    }
+    for key, value in own["meshConfig"].items():
+        if key == "defaultConfig":
+            assert registered["meshConfig"][key].items() >= value.items()
+        else:
+            assert registered["meshConfig"][key] == value
+
+
+# --- manifests validate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_namespaces_validate_and_every_istio_resource_matches_its_crd(stack):
+    run = stack_run(stack)
+    for r in platform_namespaces(run):
+        validate_k8s(r.inputs)
+    for r in run.resources:
+        if r.type.startswith("kubernetes:") and ".istio.io/" in r.type:
+            validate_istio(r.inputs)
+
+
+# --- ordering -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ordering_in_the_recorded_graph(stack):
+    run = stack_run(stack)
+    base, istiod = release(run, "istio-base"), release(run, istiod_name(stack))
+    ns = {r.inputs["metadata"]["name"]: r.urn for r in platform_namespaces(run)}
+    assert base.urn in istiod.dependencies
+    assert ns[mesh.ROOT_NAMESPACE] in base.dependencies
+    for name, namespace in (
+        (mesh.INGRESS_GATEWAY, mesh.INGRESS_NAMESPACE),
+        (mesh.EGRESS_GATEWAY, mesh.EGRESS_NAMESPACE),
+    ):
+        gw = release(run, name)
+        assert istiod.urn in gw.dependencies and ns[namespace] in gw.dependencies
+    istio_crs = [
+        r for r in run.resources if r.type.startswith("kubernetes:") and ".istio.io/" in r.type
+    ]
+    assert istio_crs, "the public Gateway at least"
+    for r in istio_crs:
+        assert {base.urn, istiod.urn} <= set(r.dependencies), f"{r.type} {r.name}"
+    # Shallow: istiod does not wait for cert-manager, and nothing Istio waits for the LB.
+    cert_manager = release(run, "cert-manager")
+    assert cert_manager.urn not in istiod.dependencies
+    assert istiod.urn not in cert_manager.dependencies
+
+
+def test_istiod_waits_for_what_the_security_layer_passes(tmp_path):
+    """The plug-in CA Secret is handed in as `istiod_depends_on`; istiod must depend on it."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    from components.istio import IstioControlPlane
+    from components.namespaces import PlatformNamespaces
+
+    cfg = load_cfg("staging")
+
+    def program():
+        cacerts = k8s.core.v1.Secret(
+            "cacerts", metadata={"name": "cacerts", "namespace": "istio-system"}
+        )
+        namespaces = PlatformNamespaces("ns", cfg)
+        IstioControlPlane(
+            "istio",
+            cfg,
+            namespaces,
+            mesh_config={},
+            istiod_depends_on=[cacerts],
+            opts=pulumi.ResourceOptions(),
+        )
+
+    run = run_program(program)
+    cacerts = run.one("kubernetes:core/v1:Secret", "cacerts")
+    istiod = release(run, "istiod-1-30")
+    assert cacerts.urn in istiod.dependencies
+    assert cacerts.urn not in release(run, "istio-base").dependencies
+
+
+# --- bad config -----------------------------------------------------------------------------------
+
+
+def refused(tmp_path, stack: str, section: str, patch: dict[str, Any]) -> list[str]:
+    config = stack_config(stack)
+    key = f"service-mesh:{section}"
+    config[key] = {**(config.get(key) or {}), **patch}
+    run = run_config(tmp_path, stack, config)
+    from components.model import ConfigError
+
+    assert isinstance(run.error, ConfigError), run.error
+    assert run.resources == []
+    return [p.key for p in run.error.problems]
+
+
+def test_production_refuses_istiod_below_the_ha_minimum(tmp_path):
+    keys = refused(tmp_path, "production", "istio", {"istiod": {"minReplicas": 2}})
+    assert keys == ["istio.istiod.minReplicas"]
+
+
+def test_staging_refuses_single_ingress_gateway(tmp_path):
+    keys = refused(tmp_path, "staging", "istio", {"ingressGateway": {"minReplicas": 1}})
+    assert keys == ["istio.ingressGateway.minReplicas"]
+
+
+@pytest.mark.parametrize("pdb", [{"minAvailable": 3}, {"maxUnavailable": 0}])
+def test_pdb_that_would_block_drains_is_refused(tmp_path, pdb):
+    keys = refused(tmp_path, "production", "istio", {"istiod": {"pdb": pdb}})
+    assert keys == [f"istio.istiod.pdb.{next(iter(pdb))}"]
+
+
+def test_sidecar_requests_above_the_cap_are_refused(tmp_path):
+    keys = refused(tmp_path, "production", "istio", {"proxy": {"cpuRequest": "200m"}})
+    assert keys == ["istio.proxy.cpuRequest"]
+
+
+def test_bad_revision_is_refused(tmp_path):
+    keys = refused(tmp_path, "dev", "istio", {"revision": "1.30"})
+    assert keys == ["istio.revision"]

@@ -1,0 +1,203 @@
+"""Plug-in mesh CA: root from encrypted stack config, per-cluster intermediate issued by the
+program, `istio-system/cacerts` written before istiod, protected in production; and the
+`tools.mesh_ca` command that creates a root."""
+
+from __future__ import annotations
+
+import copy
+import stat
+
+import pulumi
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from components import config, mesh
+from components.config import PlatformConfig
+from components.mesh_ca import CACERTS_KEYS, MeshCertificateAuthority, cacerts_data
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tools import mesh_ca as tool
+from tools.engine import read_stack_config, stack_file
+
+SECRET = "kubernetes:core/v1:Secret"
+LSC = "tls:index/locallySignedCert:LocallySignedCert"
+SELF_SIGNED = "tls:index/selfSignedCert:SelfSignedCert"
+
+
+def parsed(stack: str) -> PlatformConfig:
+    """The committed stack file as the program sees it (secrets as placeholders)."""
+    values, secret_keys, _ = read_stack_config(stack_file(stack))
+    prefix = "service-mesh:"
+    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    return config.parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+
+
+def cacerts(run):
+    found = [r for r in run.of_type(SECRET) if r.inputs["metadata"]["name"] == "cacerts"]
+    assert len(found) == 1
+    return found[0]
+
+
+# --- builder ---------------------------------------------------------------------------------
+
+
+def test_cacerts_files_and_chain_order():
+    data = cacerts_data("INTERMEDIATE", "KEY", "ROOT\n", ["OLDROOT"])
+    assert tuple(data) == CACERTS_KEYS
+    assert set(CACERTS_KEYS) == {"ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem"}
+    assert data["ca-cert.pem"] == "INTERMEDIATE\n"
+    assert data["ca-key.pem"] == "KEY\n"
+    assert data["cert-chain.pem"] == "INTERMEDIATE\nROOT\n", "intermediate first, then root"
+    assert data["root-cert.pem"] == "ROOT\nOLDROOT\n", "extra roots trusted during rotation"
+
+
+# --- whole stack -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cacerts_secret_in_istio_system_is_secret_and_protected_in_production(stack):
+    run = stack_run(stack)
+    secret = cacerts(run)
+    assert secret.inputs["metadata"]["namespace"] == mesh.ROOT_NAMESPACE
+    assert secret.inputs["stringData"] == "[secret]"
+    assert "data" not in secret.inputs
+    assert secret.protect is (stack == "production")
+    ns = next(r for r in run.of_type("kubernetes:core/v1:Namespace")
+              if r.inputs["metadata"]["name"] == mesh.ROOT_NAMESPACE)
+    assert ns.urn in secret.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_waits_for_cacerts(stack):
+    run = stack_run(stack)
+    istiod = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
+              if r.inputs.get("chart") == "istiod"]
+    assert len(istiod) == 1
+    assert cacerts(run).urn in istiod[0].dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_intermediate_is_a_ca_issued_from_the_configured_root(stack):
+    run = stack_run(stack)
+    cert = run.one(LSC)
+    assert cert.inputs["isCaCertificate"] is True
+    assert cert.inputs["maxPathLength"] == 0
+    assert cert.inputs["caPrivateKeyPem"] == "[secret]"
+    assert cert.inputs["caCertPem"] == "[secret]"
+    assert "cert_signing" in cert.inputs["allowedUses"]
+    assert run.of_type(SELF_SIGNED) == [], "the root comes from config, not from state"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_without_a_root_outside_production_one_is_kept_in_state(tmp_path, stack):
+    cfg = copy.deepcopy(stack_config(stack))
+    del cfg["service-mesh:meshCaRootCert"], cfg["service-mesh:meshCaRootKey"]
+    run = run_config(tmp_path, stack, cfg)
+    assert run.error is None, run.error
+    root = run.one(SELF_SIGNED)
+    assert root.inputs["isCaCertificate"] is True
+    assert run.one(LSC).inputs["caPrivateKeyPem"] == "[secret]"
+
+
+@pytest.mark.parametrize(("stack", "drop"), [
+    ("production", ("service-mesh:meshCaRootCert", "service-mesh:meshCaRootKey")),
+    ("production", ("service-mesh:meshCaRootKey",)),
+    ("dev", ("service-mesh:meshCaRootCert",)),
+])
+def test_missing_root_refused_in_production_and_half_a_root_everywhere(tmp_path, stack, drop):
+    cfg = copy.deepcopy(stack_config(stack))
+    for key in drop:
+        del cfg[key]
+    run = run_config(tmp_path, stack, cfg)
+    assert run.error is not None and "service-mesh:meshCaRootCert" in str(run.error)
+    assert "tools.mesh_ca" in str(run.error)
+    assert run.resources == []
+
+
+def test_root_in_plaintext_config_is_refused(tmp_path):
+    cfg = copy.deepcopy(stack_config("production"))
+    cfg["service-mesh:meshCaRootKey"] = "-----BEGIN PRIVATE KEY-----"
+    run = run_config(tmp_path, "production", cfg)
+    assert run.error is not None and "--secret" in str(run.error)
+    assert "BEGIN PRIVATE KEY" not in str(run.error)
+    assert run.resources == []
+
+
+def test_production_refuses_an_unprotected_ca(tmp_path):
+    cfg = copy.deepcopy(stack_config("production"))
+    cfg.setdefault("service-mesh:security", {})["meshCa"] = {"protect": False}
+    run = run_config(tmp_path, "production", cfg)
+    assert run.error is not None and "service-mesh:security.meshCa.protect" in str(run.error)
+    assert run.resources == []
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args):
+        outputs = dict(args.inputs)
+        if args.typ.startswith("tls:"):
+            outputs.update(certPem="CERT", privateKeyPem="KEY", certRequestPem="CSR")
+        return f"{args.name}-id", outputs
+
+    def call(self, args):
+        return {}
+
+
+@pytest.fixture
+def mocked_runtime():
+    from pulumi.runtime import settings
+
+    settings.set_root_resource(None)
+    pulumi.runtime.set_mocks(_Mocks(), project="service-mesh", stack="dev", preview=False)
+
+
+@pulumi.runtime.test
+def test_secret_carries_the_four_files_as_secrets(mocked_runtime):
+    ca = MeshCertificateAuthority("t", parsed("production"), depends_on=[])
+
+    def check(args):
+        data, is_secret = args
+        assert is_secret
+        assert set(data) == set(CACERTS_KEYS)
+        assert data["cert-chain.pem"] == "CERT\n" + data["root-cert.pem"]
+        assert data["ca-key.pem"] == "KEY\n"
+        # The configured (engine placeholder) root is what istiod will trust.
+        assert data["root-cert.pem"].startswith("offline-placeholder-for-service-mesh-meshCaRoot")
+
+    return pulumi.Output.all(ca.secret.string_data,
+                             pulumi.Output.is_secret(ca.secret.string_data)).apply(check)
+
+
+# --- the root CA command ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def root():
+    return tool.new_root("test mesh root CA", years=1, key_size=2048)
+
+
+def test_new_root_is_a_self_signed_ca_allowing_one_intermediate(root):
+    cert, key = root
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert basic.ca and basic.path_length == 1
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+    assert cert.issuer == cert.subject
+    key.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                            cert.signature_hash_algorithm)
+
+
+def test_command_writes_private_key_0600_and_prints_stdin_config_lines(tmp_path, capsys):
+    assert tool.main(["--stack", "production", "--out", str(tmp_path / "ca")]) == 0
+    out = capsys.readouterr().out
+    key_path = tmp_path / "ca" / "root-key.pem"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    key_text = key_path.read_text()
+    serialization.load_pem_private_key(key_text.encode(), password=None)
+    x509.load_pem_x509_certificate((tmp_path / "ca" / "root-cert.pem").read_bytes())
+    assert (f"pulumi config set --secret --stack production service-mesh:meshCaRootKey "
+            f"< {key_path}") in out
+    assert "service-mesh:meshCaRootCert" in out
+    assert "PRIVATE KEY" not in out, "the key never appears on a command line"
+    assert tool.main(["--stack", "production", "--out", str(tmp_path / "ca")]) == 2
+    assert key_path.read_text() == key_text, "an existing root key is never overwritten"

@@ -1,0 +1,229 @@
+"""The zero-trust layer in whole-stack runs: STRICT mTLS, default-deny and only the declared
+ALLOW policies, REGISTRY_ONLY egress with the declared ServiceEntries, the ingress rate limit,
+each object ordered after its namespace and the Istio CRDs, and every manifest schema-valid."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components import mesh
+from components.security import security_objects
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.schema import validate_istio, validate_k8s
+from tools.engine import Resource, Run
+from tools.plan import is_manifest, manifest
+
+AP = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
+PA = "kubernetes:security.istio.io/v1:PeerAuthentication"
+SE = "kubernetes:networking.istio.io/v1:ServiceEntry"
+EF = "kubernetes:networking.istio.io/v1alpha3:EnvoyFilter"
+NP = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def security_children(run: Run) -> list[Resource]:
+    comp = run.one("service-mesh:security:MeshSecurity")
+    return run.children(comp)
+
+
+def mesh_namespaces(stack: str) -> list[str]:
+    return [ns["name"] for ns in stack_config(stack).get("service-mesh:meshNamespaces", [])]
+
+
+def declared(stack: str) -> list[dict[str, Any]]:
+    return stack_config(stack).get("service-mesh:services", [])
+
+
+def find(run: Run, type_: str, namespace: str, name: str) -> Resource:
+    found = [r for r in run.of_type(type_) if r.inputs["metadata"]["namespace"] == namespace
+             and r.inputs["metadata"]["name"] == name]
+    assert len(found) == 1, f"{type_} {namespace}/{name}: found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_mesh_wide_strict_mtls(stack):
+    pa = find(stack_run(stack), PA, mesh.ROOT_NAMESPACE, "default")
+    assert pa.inputs["spec"] == {"mtls": {"mode": "STRICT"}}
+    others = [r for r in stack_run(stack).of_type(PA) if r is not pa]
+    assert all(r.inputs["spec"]["mtls"]["mode"] != "DISABLE" for r in others)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_default_deny_in_every_mesh_namespace(stack):
+    run = stack_run(stack)
+    assert mesh_namespaces(stack)
+    for ns in mesh_namespaces(stack):
+        deny = find(run, AP, ns, "allow-nothing")
+        assert deny.inputs["spec"] == {}, "an ALLOW policy with no rules matches nothing"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_allow_policies_only_for_the_declared_graph(stack):
+    run = stack_run(stack)
+    expected = {(s["namespace"], f"allow-{s['name']}") for s in declared(stack)
+                if s.get("callers") or s.get("ingress")}
+    got = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
+           for r in run.of_type(AP) if r.inputs["metadata"]["name"] != "allow-nothing"}
+    assert got == expected
+    principals = {mesh.principal(s["namespace"], s["serviceAccount"]) for s in declared(stack)}
+    principals.add(mesh.INGRESS_PRINCIPAL)
+    for r in run.of_type(AP):
+        for rule in r.inputs["spec"].get("rules", []):
+            assert {"from", "to", "when"} <= set(rule)
+            for f in rule["from"]:
+                assert set(f["source"]["principals"]) <= principals
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_registry_only_outbound_policy_reaches_istiod(stack):
+    run = stack_run(stack)
+    istiod = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
+              if r.inputs.get("chart") == "istiod"]
+    assert len(istiod) == 1
+    mesh_config = istiod[0].inputs["values"]["meshConfig"]
+    assert mesh_config["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
+
+
+def with_policy(stack: str, mode: str) -> dict[str, Any]:
+    cfg = copy.deepcopy(stack_config(stack))
+    cfg.setdefault("service-mesh:security", {})["outboundTrafficPolicy"] = mode
+    return cfg
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_allow_any_refused_outside_dev_before_anything_registers(tmp_path, stack):
+    run = run_config(tmp_path, stack, with_policy(stack, "ALLOW_ANY"))
+    assert run.error is not None
+    assert "service-mesh:security.outboundTrafficPolicy" in str(run.error)
+    assert "REGISTRY_ONLY" in str(run.error)
+    assert run.resources == []
+
+
+def test_allow_any_accepted_in_dev(tmp_path):
+    run = run_config(tmp_path, "dev", with_policy("dev", "ALLOW_ANY"))
+    assert run.error is None
+    istiod = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
+                  if r.inputs.get("chart") == "istiod")
+    assert istiod.inputs["values"]["meshConfig"]["outboundTrafficPolicy"]["mode"] == "ALLOW_ANY"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_entries_for_declared_hosts_only(stack):
+    run = stack_run(stack)
+    hosts = (stack_config(stack).get("service-mesh:security") or {}).get("externalHosts", [])
+    expected = set()
+    for h in hosts:
+        expected |= {(ns, h["host"]) for ns in h["namespaces"]}
+        if h.get("egressGateway"):
+            expected.add((mesh.EGRESS_NAMESPACE, h["host"]))
+    got = set()
+    for r in run.of_type(SE):
+        assert r.inputs["spec"]["exportTo"] == ["."], "visible to its own namespace only"
+        got |= {(r.inputs["metadata"]["namespace"], h) for h in r.inputs["spec"]["hosts"]}
+    assert got == expected
+
+
+def test_production_routes_stripe_through_the_egress_gateway():
+    run = stack_run("production")
+    gw = find(run, "kubernetes:networking.istio.io/v1:Gateway", mesh.EGRESS_NAMESPACE,
+              "egress-api-stripe-com")
+    assert gw.inputs["spec"]["selector"] == mesh.EGRESS_SELECTOR
+    vs = find(run, "kubernetes:networking.istio.io/v1:VirtualService", mesh.EGRESS_NAMESPACE,
+              "egress-api-stripe-com")
+    routes = vs.inputs["spec"]["tls"]
+    assert routes[0]["match"][0]["gateways"] == ["mesh"]
+    assert routes[0]["route"][0]["destination"]["host"].startswith(mesh.EGRESS_GATEWAY + ".")
+    assert routes[1]["route"][0]["destination"]["host"] == "api.stripe.com"
+    find(run, "kubernetes:networking.istio.io/v1:DestinationRule", mesh.EGRESS_NAMESPACE,
+         "egress-api-stripe-com")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rate_limit_targets_only_the_ingress_gateway(stack):
+    run = stack_run(stack)
+    ef = run.one(EF)
+    spec = ef.inputs["spec"]
+    assert ef.inputs["metadata"]["namespace"] == mesh.INGRESS_NAMESPACE
+    assert spec["workloadSelector"] == {"labels": mesh.INGRESS_SELECTOR}
+    assert [p["match"]["context"] for p in spec["configPatches"]] == ["GATEWAY"]
+    bucket = spec["configPatches"][0]["patch"]["value"]["typed_config"]["token_bucket"]
+    assert bucket["max_tokens"] > 0 and bucket["fill_interval"].endswith("s")
+
+
+def test_rate_limit_differs_per_environment():
+    tokens = {
+        s: run.one(EF).inputs["spec"]["configPatches"][0]["patch"]["value"]["typed_config"][
+            "token_bucket"]["tokens_per_fill"]
+        for s, run in ((s, stack_run(s)) for s in STACKS)
+    }
+    assert tokens["dev"] < tokens["staging"] < tokens["production"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_object_depends_on_its_namespace_and_istio_crs_on_crds(stack):
+    run = stack_run(stack)
+    namespaces = {r.inputs["metadata"]["name"]: r.urn
+                  for r in run.of_type("kubernetes:core/v1:Namespace")}
+    istio = run.one("service-mesh:istio:IstioControlPlane")
+    crds_ready = {r.urn for r in run.children(istio) if r.type == "kubernetes:helm.sh/v3:Release"
+                  and r.inputs.get("chart") in ("base", "istiod")}
+    assert len(crds_ready) == 2
+    children = security_children(run)
+    assert children
+    for r in children:
+        ns = r.inputs["metadata"]["namespace"]
+        assert namespaces[ns] in r.dependencies, f"{r.name} must wait for namespace {ns}"
+        if ".istio.io/" in r.type:
+            assert crds_ready <= set(r.dependencies), f"{r.name} must wait for the Istio CRDs"
+        assert r.provider and "kubernetes" in r.provider
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_security_manifest_is_schema_valid(stack):
+    run = stack_run(stack)
+    checked = 0
+    for r in security_children(run):
+        assert is_manifest(r)
+        obj = manifest(r)
+        (validate_istio if ".istio.io/" in obj["apiVersion"] else validate_k8s)(obj)
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
+        checked += 1
+    assert checked == len(security_objects_for(stack))
+
+
+def security_objects_for(stack: str) -> list[dict[str, Any]]:
+    from tests.test_mesh_ca import parsed
+
+    return security_objects(parsed(stack))
+
+
+def test_permissive_namespace_gets_an_override_and_production_needs_a_reason(tmp_path):
+    cfg = copy.deepcopy(stack_config("staging"))
+    cfg["service-mesh:meshNamespaces"] = [{"name": "shop"}, {"name": "legacy",
+                                                            "mtls": "permissive"}]
+    run = run_config(tmp_path, "staging", cfg)
+    assert run.error is None, run.error
+    pa = find(run, PA, "legacy", "default")
+    assert pa.inputs["spec"] == {"mtls": {"mode": "PERMISSIVE"}}
+    assert not [r for r in run.of_type(PA) if r.inputs["metadata"]["namespace"] == "shop"]
+
+    prod = copy.deepcopy(stack_config("production"))
+    prod["service-mesh:meshNamespaces"] = [{"name": "shop", "mtls": "permissive"}]
+    run = run_config(tmp_path, "production", prod)
+    assert run.error is not None and "meshNamespaces[0].mtls" in str(run.error)
+    assert run.resources == []
+
+
+def test_port_level_exception_only_where_configured(tmp_path):
+    cfg = copy.deepcopy(stack_config("dev"))
+    cfg["service-mesh:services"][2]["ports"][0]["mtls"] = "permissive"
+    run = run_config(tmp_path, "dev", cfg)
+    assert run.error is None, run.error
+    port_pas = [r for r in run.of_type(PA) if "portLevelMtls" in r.inputs["spec"]]
+    assert len(port_pas) == 1
+    spec = port_pas[0].inputs["spec"]
+    assert spec["selector"] == {"matchLabels": {"app": "payments"}}
+    assert spec["portLevelMtls"] == {"9090": {"mode": "PERMISSIVE"}}

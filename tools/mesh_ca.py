@@ -1,0 +1,104 @@
+"""Create a new mesh root CA: `python -m tools.mesh_ca --stack production [--out DIR]`.
+
+Writes `root-cert.pem` and `root-key.pem` (mode 0600) to DIR and prints the
+`pulumi config set --secret` lines that store them in the stack's encrypted config. The key is
+read from the file through stdin, never put on a command line (shell history, `ps`). Keep the
+key offline afterwards (a password manager or HSM): every cluster's intermediate is issued from it.
+See docs/security.md for first setup and rotation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+CONFIG_CERT = "service-mesh:meshCaRootCert"
+CONFIG_KEY = "service-mesh:meshCaRootKey"
+ORGANIZATION = "service-mesh"
+
+
+def new_root(
+    common_name: str, years: int = 10, key_size: int = 4096
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-signed root that may sign exactly one level of intermediates (pathlen 1)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365 * years))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def write_root(out: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out / "root-cert.pem", out / "root-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_bytes)
+    return cert_path, key_path
+
+
+def config_commands(stack: str, cert_path: Path, key_path: Path) -> list[str]:
+    return [
+        f"pulumi config set --secret --stack {stack} {CONFIG_CERT} < {cert_path}",
+        f"pulumi config set --secret --stack {stack} {CONFIG_KEY} < {key_path}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mesh_ca", description=__doc__)
+    parser.add_argument("--stack", required=True, help="stack the root is for, e.g. production")
+    parser.add_argument("--out", type=Path, default=Path("mesh-ca"), help="output directory")
+    parser.add_argument("--common-name", help="subject CN (default: '<stack> mesh root CA')")
+    parser.add_argument("--years", type=int, default=10, help="validity in years (default 10)")
+    args = parser.parse_args(argv)
+    if (args.out / "root-key.pem").exists():
+        print(f"error: {args.out / 'root-key.pem'} exists; refusing to overwrite a root key",
+              file=sys.stderr)
+        return 2
+    cert, key = new_root(args.common_name or f"{args.stack} mesh root CA", args.years)
+    cert_path, key_path = write_root(args.out, cert, key)
+    print(f"# New mesh root CA in {args.out} (key mode 0600). Store it in the stack config:")
+    for line in config_commands(args.stack, cert_path, key_path):
+        print(line)
+    print(f"# Then move {key_path} offline and delete it here.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
