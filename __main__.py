@@ -38,6 +38,7 @@ ingress = IngressEdge(
     workload_tag=cluster.workload_tag,
     namespaces=namespaces,
     istio=istio,
+    project_id=cluster.project.id,
     opts=in_cluster,
 )
 

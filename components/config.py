@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 
+from components.ingress_config import IngressConfig, ingress_problems
+from components.istio_config import IstioConfig, istio_problems
 from components.model import (
     MISSING,
     NAMESPACE,
@@ -24,8 +26,6 @@ from components.model import (
     dns_label,
     private_cidr,
 )
-from components.ingress_config import IngressConfig, ingress_problems
-from components.istio_config import IstioConfig, istio_problems
 from components.observability_config import ObservabilityConfig, observability_problems
 from components.security_config import MeshService, SecurityConfig, graph_problems
 

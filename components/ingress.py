@@ -137,6 +137,7 @@ class IngressEdge(pulumi.ComponentResource):
         workload_tag: str,
         namespaces: PlatformNamespaces,
         istio: IstioControlPlane,
+        project_id: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("service-mesh:ingress:IngressEdge", name, None, opts)
@@ -167,6 +168,19 @@ class IngressEdge(pulumi.ComponentResource):
                         opts=cloud,
                     )
                 )
+
+        if project_id is not None:
+            # Listed in the stack's DO project; a separate resource so the load balancer itself
+            # never waits on the project (which waits on the cluster).
+            urns: list[pulumi.Input[str]] = [self.load_balancer.load_balancer_urn]
+            if self.domain is not None:
+                urns.append(self.domain.domain_urn)
+            do.ProjectResources(
+                f"{name}-project-resources",
+                project=project_id,
+                resources=urns,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
         cm_ns = namespaces.get(mesh.CERT_MANAGER_NAMESPACE)
         self.cert_manager = release(

@@ -1,6 +1,7 @@
 """Layer-4 isolation of every mesh namespace with Kubernetes NetworkPolicies: deny all ingress and
 egress, then open exactly what a sidecar-injected workload needs (DNS, istiod xDS, the ingress
-and egress gateways, metrics scraping, its own namespace and the declared cross-namespace calls).
+and egress gateways, metrics scraping and span export to `monitoring`, its own namespace and the
+declared cross-namespace calls).
 
 Why both this and AuthorizationPolicy: authorization is enforced by the sidecar; a pod without
 one (or a compromised one) is still fenced in by the CNI. Namespaces are matched on
@@ -14,6 +15,7 @@ from typing import Any
 
 from components import mesh
 from components.security_config import MeshService
+from components.tracing import TEMPO_OTLP_GRPC_PORT
 
 NS_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE = "kube-system"
@@ -72,6 +74,13 @@ def base_policies(namespace: str) -> list[dict[str, Any]]:
             "egress": [{
                 "to": [{"namespaceSelector": namespace_selector(mesh.ROOT_NAMESPACE)}],
                 "ports": _tcp(mesh.XDS_PORT),
+            }],
+        }),
+        network_policy(namespace, "allow-trace-export", {
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"namespaceSelector": namespace_selector(mesh.MONITORING_NAMESPACE)}],
+                "ports": _tcp(TEMPO_OTLP_GRPC_PORT),
             }],
         }),
         network_policy(namespace, "allow-egress-gateway", {

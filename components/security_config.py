@@ -266,3 +266,12 @@ def graph_problems(
 def service_names(services: Sequence[MeshService]) -> frozenset[str]:
     """For other layers' "unknown service" checks."""
     return frozenset(s.name for s in services)
+
+
+def unknown_service(key: str, name: str, services: Sequence[MeshService]) -> Problem | None:
+    """The one message every layer gives for a reference to a service not in `services`
+    (an SLO, a route exposing it, a traffic policy)."""
+    if name in service_names(services):
+        return None
+    declared = ", ".join(s.name for s in services) or "none declared"
+    return Problem(key, name, f"must be a service declared in `services` ({declared})")

@@ -343,3 +343,13 @@ def test_bad_graph_is_refused_with_key_and_nothing_registered(tmp_path, services
     message = str(run.error)
     assert f"service-mesh:{key}" in message and words in message, message
     assert run.resources == []
+
+
+def test_unknown_service_helper_for_other_layers():
+    from components.security_config import unknown_service
+
+    services = [MeshService.model_validate(svc("a"))]
+    assert unknown_service("slos[0].service", "a", services) is None
+    problem = unknown_service("slos[0].service", "ghost", services)
+    assert problem is not None and "service-mesh:slos[0].service = 'ghost'" in str(problem)
+    assert "declared in `services` (a)" in str(problem)

@@ -136,3 +136,12 @@ def test_in_cluster_resources_use_the_cluster_provider():
     assert in_cluster, "the mesh layers register Kubernetes objects"
     for r in in_cluster:
         assert r.provider and r.provider.startswith(provider.urn), r.urn
+
+
+def test_load_balancer_and_domain_are_listed_in_the_project_without_depending_on_it():
+    run = stack_run("production")
+    listing = run.one("digitalocean:index/projectResources:ProjectResources")
+    lb = run.one("digitalocean:index/loadBalancer:LoadBalancer")
+    project = run.one("digitalocean:index/project:Project")
+    assert lb.urn in listing.dependencies and project.urn in listing.dependencies
+    assert project.urn not in lb.dependencies

@@ -14,6 +14,7 @@ import pytest
 from components import mesh
 from components.network_policy import network_policies
 from components.security_config import MeshService
+from components.tracing import TEMPO_OTLP_GRPC_PORT
 from tests.conftest import STACKS, stack_config, stack_run
 from tests.schema import validate_k8s
 
@@ -89,7 +90,8 @@ def committed(stack: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_mesh_namespace_has_the_full_set(stack):
     names = {"default-deny", "allow-dns", "allow-same-namespace", "allow-from-ingress-gateway",
-             "allow-metrics-scrape", "allow-istiod", "allow-egress-gateway"}
+             "allow-metrics-scrape", "allow-istiod", "allow-egress-gateway",
+             "allow-trace-export"}
     namespaces = [n["name"] for n in stack_config(stack)["service-mesh:meshNamespaces"]]
     policies = committed(stack)
     for ns in namespaces:
@@ -109,6 +111,7 @@ def test_allowed_and_denied_connections(stack):
         (PEER, APP, 8080, "TCP"), (INGRESS, APP, 8080, "TCP"), (APP, EGRESS, 443, "TCP"),
         (PROMETHEUS, APP, mesh.MERGED_METRICS_PORT, "TCP"),
         (PROMETHEUS, APP, mesh.ENVOY_METRICS_PORT, "TCP"),
+        (APP, Pod(mesh.MONITORING_NAMESPACE, (("app", "tempo"),)), TEMPO_OTLP_GRPC_PORT, "TCP"),
     ]
     denied = [
         (APP, DNS, 443, "TCP"), (APP, ISTIOD, 443, "TCP"), (APP, ISTIOD, mesh.WEBHOOK_PORT, "TCP"),
@@ -117,6 +120,7 @@ def test_allowed_and_denied_connections(stack):
         (Pod(mesh.EGRESS_NAMESPACE), APP, 8080, "TCP"),
         (APP, Pod(mesh.EGRESS_NAMESPACE, (("app", "other"),)), 443, "TCP"),
         (APP, Pod("kube-system", (("k8s-app", "kube-dns"),)), 8080, "UDP"),
+        (APP, PROMETHEUS, 9090, "TCP"),
     ]
     for src, dst, port, proto in allowed:
         assert connects(pols, src, dst, port, proto), (src, dst, port, proto)
