@@ -11,6 +11,7 @@ from components.namespaces import PlatformNamespaces
 from components.observability import Observability
 from components.observability import mesh_config as observability_mesh_config
 from components.security import MeshCertificateAuthority, MeshSecurity, mesh_config
+from components.slo import SloRules
 
 cfg = config.load()
 
@@ -50,6 +51,13 @@ security = MeshSecurity(
 # 5-6. Observability and SLO rules.
 observability = Observability(
     "observability", cfg, namespaces=namespaces, crds_ready=istio.crds_ready, opts=in_cluster
+)
+slo_rules = SloRules(
+    "slo",
+    cfg.slos.objectives,
+    cfg.environment,
+    opts=in_cluster,
+    depends_on=[observability.prometheus_stack],
 )
 
 pulumi.export("environment", cfg.environment)

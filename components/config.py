@@ -27,7 +27,13 @@ from components.model import (
     private_cidr,
 )
 from components.observability_config import ObservabilityConfig, observability_problems
-from components.security_config import MeshService, SecurityConfig, graph_problems
+from components.security_config import (
+    MeshService,
+    SecurityConfig,
+    graph_problems,
+    unknown_service,
+)
+from components.slo import SloConfig
 
 Environment = Literal["dev", "staging", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
@@ -216,6 +222,7 @@ SECTIONS: dict[str, type[ConfigModel]] = {
     "ingress": IngressConfig,
     "observability": ObservabilityConfig,
     "security": SecurityConfig,
+    "slos": SloConfig,
 }
 
 
@@ -240,6 +247,7 @@ class PlatformConfig(ConfigModel):
     ingress: IngressConfig
     # DigitalOcean API token (DNS write) cert-manager solves DNS-01 with; secret, flat key.
     dns_api_token: SecretStr | None = None
+    slos: SloConfig
 
     @field_validator("name")
     @classmethod
@@ -314,9 +322,31 @@ class PlatformConfig(ConfigModel):
             )
         problems += istio_problems(self.environment, self.istio)
         problems += ingress_problems(self.environment, self.ingress, self.dns_api_token)
+        problems += slo_problems(self.slos, self.services)
         if problems:
             raise ConfigError(problems)
         return self
+
+
+def slo_problems(slos: SloConfig, services: tuple[MeshService, ...]) -> list[Problem]:
+    """An objective must name a declared service, in that service's namespace."""
+    problems = []
+    by_name = {s.name: s for s in services}
+    for i, objective in enumerate(slos.objectives):
+        key = f"slos.objectives[{i}]"
+        unknown = unknown_service(f"{key}.service", objective.service, services)
+        if unknown:
+            problems.append(unknown)
+        elif by_name[objective.service].namespace != objective.namespace:
+            declared = by_name[objective.service].namespace
+            problems.append(
+                Problem(
+                    f"{key}.namespace",
+                    objective.namespace,
+                    f"must be {declared!r}, the namespace service {objective.service!r} is in",
+                )
+            )
+    return problems
 
 
 SECRET_FIELDS: tuple[str, ...] = tuple(

@@ -1,9 +1,9 @@
-"""Service level objectives for mesh services: the `slos` config section, the Prometheus
-recording and alerting rules derived from Istio's request metrics (SLIs over the SRE Workbook
-windows, multi-window multi-burn-rate alerts, 30-day error budget), and the `SloRules` component
-that registers one Prometheus Operator `PrometheusRule` per objective.
+"""Service level objectives for mesh services: the `slos` config section, the Prometheus rules
+derived from Istio's request metrics (error-ratio SLIs over the SRE Workbook windows,
+multi-window multi-burn-rate alerts, 30-day error budget) and the `SloRules` component that
+registers one Prometheus Operator `PrometheusRule` per objective.
 
-Generated promtool unit tests for these rules live in `slo_tests.py`."""
+The generated promtool unit tests for these rules live in `slo_tests.py`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from pydantic import field_validator
 
 from components.model import ConfigModel, dns_label
 
-# Envoy's default histogram bounds (ms) for istio_request_duration_milliseconds, Istio 1.30.
-# A latency threshold must sit on one of them: Prometheus cannot count requests below any
-# other value.
+# Envoy's default bounds (ms) of istio_request_duration_milliseconds in Istio 1.30. Prometheus
+# can only count requests under a bucket bound, so a latency threshold must be one of them.
 ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
     0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
     300000, 600000, 1800000, 3600000,
@@ -36,17 +35,17 @@ class BurnTier(NamedTuple):
     factor: float
 
 
-# SRE Workbook ch. 5 multi-window multi-burn-rate tiers for a 30-day period (as Sloth's
-# google-30d windows): 2 % of the budget in 1h or 5 % in 6h pages; 10 % in 1d or 3d tickets.
+# SRE Workbook ch. 5 tiers for a 30-day period (Sloth's google-30d windows): 2 % of the budget
+# spent in 1h or 5 % in 6h pages; 10 % in 1d or in 3d raises a ticket.
 BURN_TIERS: tuple[BurnTier, ...] = (
     BurnTier("page", "1h", "5m", 14.4),
     BurnTier("page", "6h", "30m", 6.0),
     BurnTier("ticket", "1d", "2h", 3.0),
     BurnTier("ticket", "3d", "6h", 1.0),
 )
-# The short window already stops blips from paging; `for` only rides out one bad scrape.
+# The short windows already keep blips from alerting; `for` only rides out a bad evaluation.
 ALERT_FOR: dict[str, str] = {"page": "2m", "ticket": "15m"}
-# Below this target even a total outage burns less than 14.4x, so nothing could ever page.
+# At or below this target even a total outage burns less than 14.4x: nothing could ever page.
 MIN_TARGET = 100 * (1 - 1 / max(t.factor for t in BURN_TIERS))
 RULE_NAMESPACE = "monitoring"
 API_VERSION = "monitoring.coreos.com/v1"
@@ -64,13 +63,26 @@ def _percent(value: float) -> float:
     return value
 
 
-def _bound(value: float) -> str:
-    """As Envoy writes `le` in its Prometheus text output: 0.5, 250, 3600000."""
-    return format(float(value), ".32g")
+def envoy_le(bound: float) -> str:
+    """`le` as Envoy writes it (fmt `{:.32g}`) and Prometheus 2 stores it: 0.5, 250, 3600000."""
+    return format(float(bound), ".32g")
+
+
+def prometheus3_le(bound: float) -> str:
+    """`le` as Prometheus 3 normalises it on ingestion (Go FormatOpenMetricsFloat): 250.0,
+    0.5, 3.6e+06. Rules that only match "250" find nothing after an upgrade to Prometheus 3."""
+    d = Decimal(repr(float(bound))).normalize()
+    _, digits, exponent = d.as_tuple()
+    exp = len(digits) + int(exponent) - 1
+    if exp < -4 or exp >= 6:
+        mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if digits[1:] else "")
+        return f"{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    text = format(d, "f")
+    return text if "." in text else text + ".0"
 
 
 class LatencyObjective(ConfigModel):
-    """Share of requests served within `thresholdMs` (a histogram bucket bound)."""
+    """Share of requests served within `thresholdMs`, a histogram bucket bound."""
 
     threshold_ms: float
     target: float
@@ -81,7 +93,7 @@ class LatencyObjective(ConfigModel):
     @classmethod
     def _bucket(cls, v: float) -> float:
         if v not in ISTIO_DURATION_BUCKETS_MS:
-            valid = ", ".join(_bound(b) for b in ISTIO_DURATION_BUCKETS_MS)
+            valid = ", ".join(envoy_le(b) for b in ISTIO_DURATION_BUCKETS_MS)
             raise ValueError(
                 "must be a bucket bound of Istio's default istio_request_duration_milliseconds "
                 f"histogram (ms), one of: {valid}"
@@ -90,7 +102,8 @@ class LatencyObjective(ConfigModel):
 
 
 class SloObjective(ConfigModel):
-    """One mesh service's objective: availability (non-5xx share) and optionally latency."""
+    """One mesh service's objective: availability (share of non-5xx answers), optionally
+    latency."""
 
     name: str
     service: str
@@ -99,7 +112,7 @@ class SloObjective(ConfigModel):
     latency: LatencyObjective | None = None
     runbook_url: str | None = None
 
-    _labels = field_validator("name", "service", "namespace")(dns_label)
+    _names = field_validator("name", "service", "namespace")(dns_label)
     _availability = field_validator("availability")(_percent)
 
     @field_validator("runbook_url")
@@ -111,7 +124,7 @@ class SloObjective(ConfigModel):
 
 
 class SloConfig(ConfigModel):
-    """The `slos` section: objectives evaluated over a fixed 30-day window."""
+    """The `slos` section: objectives, judged over a fixed 30-day window."""
 
     objectives: tuple[SloObjective, ...] = ()
     window: Literal["30d"] = "30d"
@@ -123,6 +136,7 @@ class SloConfig(ConfigModel):
     @field_validator("objectives")
     @classmethod
     def _unique(cls, v: tuple[SloObjective, ...]) -> tuple[SloObjective, ...]:
+        """Names become rule, group and resource names, and the `slo` label."""
         seen: set[str] = set()
         for objective in v:
             if objective.name in seen:
@@ -135,11 +149,12 @@ class SloConfig(ConfigModel):
 
 
 class Sli(NamedTuple):
-    """One indicator of an objective, with the PromQL for its bad and total request rates."""
+    """One indicator of an objective: PromQL for its bad and total request rates, with
+    `$window` standing for the range."""
 
     kind: str  # "availability" | "latency"
     target: float  # percent
-    bad: str  # PromQL with "$window" for the range
+    bad: str
     total: str
     meaning: str
 
@@ -148,7 +163,7 @@ class Sli(NamedTuple):
 
 
 def budget(target: float) -> Decimal:
-    """Allowed error ratio, exact in decimal so that 99.9 yields 0.001, not 0.0010000000000009."""
+    """Allowed error ratio, in decimal so that 99.9 gives 0.001, not 0.0010000000000000009."""
     return (Decimal(100) - Decimal(str(target))) / 100
 
 
@@ -157,63 +172,37 @@ def num(value: Decimal | float) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
-def prometheus3_le(bound: float) -> str:
-    """`le` as Prometheus 3 stores it (Go FormatOpenMetricsFloat: 250 -> 250.0, 3.6e6 ->
-    3.6e+06); Prometheus 2 kept Envoy's text form ("250", "3600000")."""
-    d = Decimal(repr(float(bound))).normalize()
-    _, digits, exponent = d.as_tuple()
-    exp = len(digits) + int(exponent) - 1
-    if exp < -4 or exp >= 6:
-        mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if digits[1:] else "")
-        return f"{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    text = format(d, "f")
-    return text if "." in text else text + ".0"
-
-
 def le_matcher(bound: float) -> str:
-    """Match the bucket in both Envoy/Prometheus 2 and Prometheus 3 spellings of `le`."""
-    forms = sorted({_bound(bound), prometheus3_le(bound)})
-    regex = "|".join(re.escape(f) for f in forms).replace("\\", "\\\\")
-    return f'le=~"{regex}"'
-
-
-def _selector(o: SloObjective, *extra: str) -> str:
-    # One reporter only: the server-side proxy. Adding reporter="source" double counts.
-    base = [
-        'reporter="destination"',
-        f'destination_service_name="{o.service}"',
-        f'destination_service_namespace="{o.namespace}"',
-    ]
-    return "{" + ",".join([*base, *extra]) + "}"
+    """Matches the bucket in both spellings of `le`, so the rules survive Prometheus 2 -> 3."""
+    forms = sorted({envoy_le(bound), prometheus3_le(bound)})
+    return 'le=~"%s"' % "|".join(re.escape(f) for f in forms).replace("\\", "\\\\")
 
 
 def slis(o: SloObjective) -> list[Sli]:
+    # One reporter only, the server-side proxy: adding reporter="source" double counts.
     def rate(metric: str, *extra: str) -> str:
-        return f"sum(rate({metric}{_selector(o, *extra)}[$window]))"
+        sel = ['reporter="destination"', f'destination_service_name="{o.service}"',
+               f'destination_service_namespace="{o.namespace}"', *extra]
+        return f"sum(rate({metric}{{{','.join(sel)}}}[$window]))"
 
-    requests = "istio_requests_total"
-    out = [Sli("availability", o.availability, rate(requests, 'response_code=~"5.."'),
-               rate(requests), "requests answered without a 5xx")]
+    out = [Sli("availability", o.availability, rate("istio_requests_total", 'response_code=~"5.."'),
+               rate("istio_requests_total"), "requests answered without a 5xx")]
     if o.latency:
         hist = "istio_request_duration_milliseconds_bucket"
         total = rate(hist, 'le="+Inf"')
         fast = rate(hist, le_matcher(o.latency.threshold_ms))
         out.append(Sli("latency", o.latency.target, f"({total} - {fast})", total,
-                       f"requests served within {_bound(o.latency.threshold_ms)} ms"))
+                       f"requests served within {envoy_le(o.latency.threshold_ms)} ms"))
     return out
 
 
-def _labels(o: SloObjective, sli: Sli) -> dict[str, str]:
-    return {
-        "slo": o.name,
-        "sli": sli.kind,
-        "destination_service_name": o.service,
-        "destination_service_namespace": o.namespace,
-    }
+def sli_labels(o: SloObjective, sli: Sli) -> dict[str, str]:
+    return {"slo": o.name, "sli": sli.kind, "destination_service_name": o.service,
+            "destination_service_namespace": o.namespace}
 
 
-def _record(name: str, expr: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {"record": name, "expr": expr, "labels": dict(labels)}
+def _sel(o: SloObjective, sli: Sli) -> str:
+    return '{slo="%s",sli="%s"}' % (o.name, sli.kind)
 
 
 def alert_name(sli: str, severity: str) -> str:
@@ -221,20 +210,19 @@ def alert_name(sli: str, severity: str) -> str:
 
 
 def alert_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, str]:
-    """Every label a firing alert carries (rule labels plus those of the recorded SLI)."""
-    return {**_labels(o, sli), "severity": severity, "environment": environment}
+    """Every label a firing alert carries: the rule's plus those of the recorded SLI."""
+    return {**sli_labels(o, sli), "severity": severity, "environment": environment}
 
 
 def alert_annotations(o: SloObjective, sli: Sli, severity: str) -> dict[str, str]:
-    """Plain text (no $value) so promtool tests can state them exactly."""
-    tiers = [t for t in BURN_TIERS if t.severity == severity]
-    burns = " or ".join(f"{t.factor:g}x over {t.long} and {t.short}" for t in tiers)
+    """Plain text, no `$value`, so that the promtool tests can state them exactly."""
+    burns = ", or ".join(f"{t.factor:g}x over both {t.long} and {t.short}"
+                         for t in BURN_TIERS if t.severity == severity)
     out = {
-        "summary": f"SLO {o.name}: {o.service}.{o.namespace} is burning its {sli.kind} error "
-        f"budget too fast ({severity})",
-        "description": f"{o.service} in namespace {o.namespace} has a {sli.kind} objective of "
-        f"{sli.target:g}% of {sli.meaning} over {PERIOD}; its error ratio exceeds {burns} the "
-        "allowed rate.",
+        "summary": f"SLO {o.name}: {o.service}.{o.namespace} burns its {sli.kind} error budget "
+        f"too fast ({severity})",
+        "description": f"{o.service} in namespace {o.namespace} promises {sli.target:g}% of "
+        f"{sli.meaning} over {PERIOD}. Its error budget is burning faster than {burns}.",
     }
     if o.runbook_url:
         out["runbook_url"] = o.runbook_url
@@ -242,14 +230,13 @@ def alert_annotations(o: SloObjective, sli: Sli, severity: str) -> dict[str, str
 
 
 def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, Any]:
-    sel = '{slo="%s",sli="%s"}' % (o.name, sli.kind)
     b = num(budget(sli.target))
-    # Each tier fires only while BOTH its long and short windows burn too fast; tiers are ORed.
+    # A tier fires only while BOTH its windows burn too fast: the long one proves the budget
+    # spent, the short one that it is still burning (so the alert resets soon after recovery).
     tiers = [
-        f"(\n  slo:sli_error:ratio_rate{t.long}{sel} > ({t.factor:g} * {b})\nand\n"
-        f"  slo:sli_error:ratio_rate{t.short}{sel} > ({t.factor:g} * {b})\n)"
-        for t in BURN_TIERS
-        if t.severity == severity
+        f"(\n  slo:sli_error:ratio_rate{t.long}{_sel(o, sli)} > ({t.factor:g} * {b})\nand\n"
+        f"  slo:sli_error:ratio_rate{t.short}{_sel(o, sli)} > ({t.factor:g} * {b})\n)"
+        for t in BURN_TIERS if t.severity == severity
     ]
     return {
         "alert": alert_name(sli.kind, severity),
@@ -261,47 +248,44 @@ def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[s
 
 
 def rule_groups(o: SloObjective, environment: str) -> list[dict[str, Any]]:
-    """Two groups: SLIs then alerts in one (rules in a group run in order, so alerts read this
-    evaluation's SLIs), and the 30-day budget accounting the dashboard reads."""
-    sli_rules: list[dict[str, Any]] = []
+    """SLIs and alerts share a group (rules in a group run in order, so alerts read this
+    evaluation's SLIs); the 30-day accounting for the dashboard is a group of its own."""
+    live: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
-    budget_rules: list[dict[str, Any]] = []
+    period: list[dict[str, Any]] = []
     for sli in slis(o):
-        labels = _labels(o, sli)
-        sel = '{slo="%s",sli="%s"}' % (o.name, sli.kind)
-        b = num(budget(sli.target))
-        for w in SLI_WINDOWS:
-            # No traffic: the denominator filter leaves no sample, hence no alert and no NaN.
-            ratio = f"({sli.at(sli.bad, w)} or vector(0)) / ({sli.at(sli.total, w)} > 0)"
-            sli_rules.append(_record(f"slo:sli_error:ratio_rate{w}", ratio, labels))
-        sli_rules.append(_record("slo:sli_requests:rate5m", sli.at(sli.total, "5m"), labels))
-        sli_rules.append(_record(
-            "slo:sli_bad_requests:rate5m", f"{sli.at(sli.bad, '5m')} or vector(0)", labels))
-        alerts += [_alert(o, sli, sev, environment) for sev in ("page", "ticket")]
-        budget_rules += [
-            _record("slo:objective:ratio", f"vector({num(Decimal(str(sli.target)) / 100)})", labels),
-            _record("slo:error_budget:ratio", f"vector({b})", labels),
-            # Ratio of sums over the period: traffic-weighted, read from the 5m recordings.
-            _record(f"slo:sli_error:ratio_rate{PERIOD}",
-                    f"sum_over_time(slo:sli_bad_requests:rate5m{sel}[{PERIOD}]) / "
-                    f"(sum_over_time(slo:sli_requests:rate5m{sel}[{PERIOD}]) > 0)", labels),
-            _record("slo:current_burn_rate:ratio", f"slo:sli_error:ratio_rate5m{sel} / {b}", labels),
-            _record("slo:period_burn_rate:ratio",
-                    f"slo:sli_error:ratio_rate{PERIOD}{sel} / {b}", labels),
-            _record("slo:period_error_budget_remaining:ratio",
-                    f"1 - slo:period_burn_rate:ratio{sel}", labels),
+        def rec(name: str, expr: str, sli: Sli = sli) -> dict[str, Any]:
+            return {"record": name, "expr": expr, "labels": sli_labels(o, sli)}
+
+        sel, b = _sel(o, sli), num(budget(sli.target))
+        # No traffic: the `> 0` leaves no sample, so no alert and no NaN. No 5xx series yet
+        # (Envoy exports a response code once seen): `or vector(0)` makes the ratio 0.
+        live += [rec(f"slo:sli_error:ratio_rate{w}",
+                     f"({sli.at(sli.bad, w)} or vector(0)) / ({sli.at(sli.total, w)} > 0)")
+                 for w in SLI_WINDOWS]
+        live += [rec("slo:sli_requests:rate5m", sli.at(sli.total, "5m")),
+                 rec("slo:sli_bad_requests:rate5m", f"{sli.at(sli.bad, '5m')} or vector(0)")]
+        alerts += [_alert(o, sli, severity, environment) for severity in ("page", "ticket")]
+        period += [
+            rec("slo:objective:ratio", f"vector({num(Decimal(str(sli.target)) / 100)})"),
+            rec("slo:error_budget:ratio", f"vector({b})"),
+            # A ratio of sums over the period (traffic-weighted), from the 5m recordings.
+            rec(f"slo:sli_error:ratio_rate{PERIOD}",
+                f"sum_over_time(slo:sli_bad_requests:rate5m{sel}[{PERIOD}]) / "
+                f"(sum_over_time(slo:sli_requests:rate5m{sel}[{PERIOD}]) > 0)"),
+            rec("slo:current_burn_rate:ratio", f"slo:sli_error:ratio_rate5m{sel} / {b}"),
+            rec("slo:period_burn_rate:ratio", f"slo:sli_error:ratio_rate{PERIOD}{sel} / {b}"),
+            rec("slo:period_error_budget_remaining:ratio", f"1 - slo:period_burn_rate:ratio{sel}"),
         ]
-    return [
-        {"name": f"slo-{o.name}", "rules": sli_rules + alerts},
-        {"name": f"slo-{o.name}-budget", "rules": budget_rules},
-    ]
+    return [{"name": f"slo-{o.name}", "rules": live + alerts},
+            {"name": f"slo-{o.name}-budget", "rules": period}]
 
 
 def prometheus_rule(
     objective: SloObjective, environment: str, extra_labels: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The PrometheusRule object for one objective. `extra_labels` is for the Prometheus
-    ruleSelector (e.g. kube-prometheus-stack's `release` label) if it is not left open."""
+    """The PrometheusRule for one objective. `extra_labels` serve a Prometheus `ruleSelector`
+    that is not left open (kube-prometheus-stack selects `release: <name>` by default)."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -321,7 +305,7 @@ def prometheus_rule(
 
 
 def promtool_rule_file(objectives: Sequence[SloObjective], environment: str) -> dict[str, Any]:
-    """All objectives' groups as one plain Prometheus rule file, for promtool."""
+    """Every objective's groups as one plain rule file (what promtool reads, not the CR)."""
     return {"groups": [g for o in objectives for g in rule_groups(o, environment)]}
 
 
@@ -329,7 +313,7 @@ def promtool_rule_file(objectives: Sequence[SloObjective], environment: str) -> 
 
 
 class SloRules(pulumi.ComponentResource):
-    """One PrometheusRule per objective, after the Prometheus Operator CRDs exist."""
+    """One PrometheusRule per objective, registered after the Prometheus Operator CRDs."""
 
     def __init__(
         self,

@@ -24,7 +24,9 @@ from components.slo import (
     alert_labels,
     alert_name,
     budget,
+    envoy_le,
     num,
+    sli_labels,
     slis,
 )
 
@@ -84,6 +86,10 @@ def _scenarios(sli: Sli, sel: str) -> list[Scenario]:
         Scenario("slow burn (2x) tickets and does not page", [(60, base), (120, burn(2))],
                  [(60, "ticket", False), (120, "ticket", True), (180, "ticket", True),
                   (120, "page", False), (180, "page", False)]),
+        Scenario("healthy traffic without a single error", [(60, Decimal(0))],
+                 [(60, "page", False), (60, "ticket", False)],
+                 [(60, f"slo:sli_error:ratio_rate5m{sel}", 0),
+                  (60, f"slo:period_error_budget_remaining:ratio{sel}", 1)]),
         Scenario("burn under 1x raises nothing", [(60, base), (120, burn(0.9))],
                  [(m, sev, False) for m in (120, 180) for sev in ("page", "ticket")]),
     ]
@@ -91,17 +97,17 @@ def _scenarios(sli: Sli, sel: str) -> list[Scenario]:
         # The long windows alone would still page: the short ones are what resets it.
         out[0].exprs.append((recovered, f"slo:sli_error:ratio_rate1h{sel} > bool "
                              f"({FAST.factor:g} * {num(b)})", 1))
-    for scale, fires in (("0.95", False), ("1.05", True)):
+    for scale, fires in (("0.995", False), ("1.005", True)):
         word = "over" if fires else "under"
-        # 2h at base then 65m at the burn: the 1h window fills (just over: true from minute 58,
-        # fires at 60) while the 6h one stays under 6x. Not firing at minute 50 pins the 1h.
+        # 2h at base then 65m at the burn: the 1h window fills (just over: true from minute 60,
+        # fires at 62) while the 6h one stays under 6x. Not firing at minute 50 pins the 1h.
         out.append(Scenario(f"burn just {word} {FAST.factor:g}x over 1h",
                             [(120, base), (65, burn(FAST.factor, scale))],
                             [(170, "page", False), (183, "page", fires), (185, "page", fires)]))
-        # 10m at base then the burn: the 6h window passes 6x at minute 184 (just over), while
-        # the 1h window stays far under 14.4x. Not firing at minute 150 pins the 6h window.
+        # 1m at base then the burn: the 6h window passes 6x at minute 185 (just over) while
+        # the 1h window stays far under 14.4x. Not firing at minute 160 pins the 6h window.
         out.append(Scenario(f"burn just {word} {SLOW.factor:g}x over 6h",
-                            [(10, base), (210, burn(SLOW.factor, scale))],
+                            [(1, base), (219, burn(SLOW.factor, scale))],
                             [(160, "page", False), (210, "page", fires), (220, "page", fires)]))
     return out
 
@@ -160,14 +166,16 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
                    (upper, [g + x / 2 for g, x in zip(good, bad)]), ("+Inf", total)]
         for le, incs in buckets:
             if le is not None:
-                le_text = le if isinstance(le, str) else format(float(le), ".32g")
+                le_text = le if isinstance(le, str) else envoy_le(le)
                 out.append((_series(metric, {"reporter": "destination", **who, **dest,
                                              "le": le_text}), incs, start))
-        threshold = format(float(o.latency.threshold_ms), ".32g")
+        threshold = envoy_le(o.latency.threshold_ms)
         for d in decoys:
             out.append((_series(metric, {**d, "le": threshold}), none, start))
             out.append((_series(metric, {**d, "le": "+Inf"}), all_bad, start))
-    return [{"series": s, "values": _values(incs, first)} for s, incs, first in out]
+    # Envoy exports a label combination only once it has been seen: no 5xx, no 5xx series.
+    return [{"series": s, "values": _values(incs, first)} for s, incs, first in out
+            if first or any(incs)]
 
 
 def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""SLO objectives in the real stacks: one PrometheusRule per objective, wired after the
+Prometheus Operator, and bad objectives refused with the key named before anything registers."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.model import ConfigError
+from tests.conftest import run_config, stack_config, stack_run
+
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def test_one_prometheus_rule_per_declared_objective():
+    run = stack_run("production")
+    declared = stack_config("production")["service-mesh:slos"]["objectives"]
+    slo_rules = [r for r in run.of_type(RULE) if r.inputs["metadata"].get("labels", {}).get("slo")]
+    assert sorted(r.inputs["metadata"]["labels"]["slo"] for r in slo_rules) == sorted(
+        o["name"] for o in declared
+    )
+
+
+def test_rules_carry_all_windows_and_the_four_burn_rate_alerts():
+    run = stack_run("production")
+    rule = next(
+        r for r in run.of_type(RULE)
+        if r.inputs["metadata"].get("labels", {}).get("slo") == "checkout-availability"
+    )
+    rules = [x for g in rule.inputs["spec"]["groups"] for x in g["rules"]]
+    exprs = "\n".join(x["expr"] for x in rules)
+    for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
+        assert f"[{window}]" in exprs, window
+    alerts = [x for x in rules if "alert" in x]
+    severities = sorted(a["labels"]["severity"] for a in alerts)
+    # availability + latency SLIs, each: two page tiers and two ticket tiers.
+    assert severities.count("page") >= 2 and severities.count("ticket") >= 2
+    assert 'reporter="destination"' in exprs
+
+
+def test_slo_rules_wait_for_the_prometheus_operator():
+    run = stack_run("production")
+    stack = next(r for r in run.of_type(RELEASE) if r.inputs.get("chart") == "kube-prometheus-stack")
+    for rule in run.of_type(RULE):
+        assert stack.urn in rule.dependencies, rule.name
+
+
+def test_dev_declares_no_objectives_and_gets_no_slo_rules():
+    run = stack_run("dev")
+    assert not [r for r in run.of_type(RULE) if r.inputs["metadata"].get("labels", {}).get("slo")]
+
+
+def _with_objective(objective: dict) -> dict:
+    cfg = stack_config("production")
+    cfg = {**cfg, "service-mesh:slos": {"objectives": [objective]}}
+    return cfg
+
+
+GOOD = {"name": "x", "service": "checkout", "namespace": "shop", "availability": 99.9}
+
+
+@pytest.mark.parametrize(
+    "change,key,words",
+    [
+        ({"service": "cart"}, "slos.objectives[0].service", "declared in `services`"),
+        ({"namespace": "other"}, "slos.objectives[0].namespace", "'shop'"),
+        ({"availability": 100}, "slos.objectives[0].availability", ""),
+        ({"availability": 0}, "slos.objectives[0].availability", ""),
+        ({"latency": {"thresholdMs": 300, "target": 99}}, "latency.thresholdMs", "250, 500"),
+        ({"latency": {"thresholdMs": 500, "target": 120}}, "latency.target", ""),
+        ({"window": "28d"}, "slos.objectives[0].window", "unknown key"),
+    ],
+)
+def test_bad_objectives_are_refused_with_the_key_named(tmp_path, change, key, words):
+    run = run_config(tmp_path, "production", _with_objective({**GOOD, **change}))
+    assert isinstance(run.error, ConfigError), run.error
+    assert key in str(run.error) and words in str(run.error)
+    assert run.resources == []
+
+
+def test_duplicate_objective_names_are_refused(tmp_path):
+    cfg = stack_config("production")
+    cfg = {**cfg, "service-mesh:slos": {"objectives": [GOOD, GOOD]}}
+    run = run_config(tmp_path, "production", cfg)
+    assert isinstance(run.error, ConfigError)
+    assert "slos.objectives" in str(run.error) and "'x' repeats" in str(run.error)
+    assert run.resources == []
