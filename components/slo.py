@@ -175,7 +175,8 @@ def num(value: Decimal | float) -> str:
 def le_matcher(bound: float) -> str:
     """Matches the bucket in both spellings of `le`, so the rules survive Prometheus 2 -> 3."""
     forms = sorted({envoy_le(bound), prometheus3_le(bound)})
-    return 'le=~"%s"' % "|".join(re.escape(f) for f in forms).replace("\\", "\\\\")
+    regex = "|".join(re.escape(f) for f in forms).replace("\\", "\\\\")  # in a PromQL string
+    return f'le=~"{regex}"'
 
 
 def slis(o: SloObjective) -> list[Sli]:
@@ -202,7 +203,7 @@ def sli_labels(o: SloObjective, sli: Sli) -> dict[str, str]:
 
 
 def _sel(o: SloObjective, sli: Sli) -> str:
-    return '{slo="%s",sli="%s"}' % (o.name, sli.kind)
+    return f'{{slo="{o.name}",sli="{sli.kind}"}}'
 
 
 def alert_name(sli: str, severity: str) -> str:
@@ -242,7 +243,8 @@ def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[s
         "alert": alert_name(sli.kind, severity),
         "expr": "\nor\n".join(tiers),
         "for": ALERT_FOR[severity],
-        "labels": {"severity": severity, "slo": o.name, "sli": sli.kind, "environment": environment},
+        "labels": {"severity": severity, "slo": o.name, "sli": sli.kind,
+                   "environment": environment},
         "annotations": alert_annotations(o, sli, severity),
     }
 

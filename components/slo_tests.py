@@ -26,7 +26,6 @@ from components.slo import (
     budget,
     envoy_le,
     num,
-    sli_labels,
     slis,
 )
 
@@ -135,7 +134,7 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
     minutes = [ratio for length, ratio in phases for _ in range(length)]
     total = [Decimal(0) if r is None else PER_MINUTE for r in minutes]
     bad = [Decimal(0) if r is None else PER_MINUTE * r for r in minutes]
-    good = [t - x for t, x in zip(total, bad)]
+    good = [t - x for t, x in zip(total, bad, strict=True)]
     start = Decimal(5000) if phases[0][1] is None else Decimal(0)  # idle, not new, counters
     all_bad = [PER_MINUTE] * len(minutes)
     none = [Decimal(0)] * len(minutes)
@@ -151,7 +150,8 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
         metric = "istio_requests_total"
         mine = {"reporter": "destination", **who, **dest}
         out += [
-            (_series(metric, {**mine, "response_code": "200"}), [g * 99 / 100 for g in good], start),
+            (_series(metric, {**mine, "response_code": "200"}), [g * 99 / 100 for g in good],
+             start),
             (_series(metric, {**mine, "response_code": "404"}), [g / 100 for g in good], start),
             (_series(metric, {**mine, "response_code": "503"}), bad, start),
         ]
@@ -163,7 +163,7 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
         lower = ISTIO_DURATION_BUCKETS_MS[i - 1] if i > 0 else None
         upper = ISTIO_DURATION_BUCKETS_MS[i + 1] if i + 1 < len(ISTIO_DURATION_BUCKETS_MS) else None
         buckets = [(lower, [g / 2 for g in good]), (o.latency.threshold_ms, good),
-                   (upper, [g + x / 2 for g, x in zip(good, bad)]), ("+Inf", total)]
+                   (upper, [g + x / 2 for g, x in zip(good, bad, strict=True)]), ("+Inf", total)]
         for le, incs in buckets:
             if le is not None:
                 le_text = le if isinstance(le, str) else envoy_le(le)
@@ -212,6 +212,6 @@ def promtool_tests(
     tests = []
     for o in objectives:
         for sli in slis(o):
-            sel = '{slo="%s",sli="%s"}' % (o.name, sli.kind)
+            sel = f'{{slo="{o.name}",sli="{sli.kind}"}}'
             tests += [_test_group(o, sli, sc, environment) for sc in _scenarios(sli, sel)]
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}

@@ -109,7 +109,8 @@ class Run:
 
 
 def plain(value: Any) -> Any:
-    """Turn a deserialized protobuf Struct into plain data, masking secrets and unknowns."""
+    """Turn a deserialized protobuf Struct into plain data, masking secrets and unknowns, with
+    integral numbers as ints (the API server and schemas expect `port: 443`, not `443.0`)."""
     if isinstance(value, dict):
         sig = value.get(_SIG_KEY)
         if sig == _SECRET_SIG:
@@ -121,6 +122,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if value == _UNKNOWN_VALUE:
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire has only doubles; the program sent an int
     return value
 
 
