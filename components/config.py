@@ -322,15 +322,37 @@ class PlatformConfig(ConfigModel):
             )
         problems += istio_problems(self.environment, self.istio)
         problems += ingress_problems(self.environment, self.ingress, self.dns_api_token)
-        problems += slo_problems(self.slos, self.services)
+        problems += slo_problems(
+            self.slos, self.services, self.observability.prometheus.retention
+        )
         if problems:
             raise ConfigError(problems)
         return self
 
 
-def slo_problems(slos: SloConfig, services: tuple[MeshService, ...]) -> list[Problem]:
-    """An objective must name a declared service, in that service's namespace."""
+_DURATION_DAYS = {"h": 1 / 24, "d": 1, "w": 7}
+
+
+def _days(duration: str) -> float:
+    """'35d' -> 35.0; validated Prometheus durations only (h, d, w)."""
+    return float(duration[:-1]) * _DURATION_DAYS[duration[-1]]
+
+
+def slo_problems(
+    slos: SloConfig, services: tuple[MeshService, ...], retention: str
+) -> list[Problem]:
+    """An objective must name a declared service, in that service's namespace, and Prometheus
+    must keep the whole 30-day error-budget window (plus a day of margin)."""
     problems = []
+    if slos.objectives and _days(retention) < 31:
+        problems.append(
+            Problem(
+                "observability.prometheus.retention",
+                retention,
+                "must be at least 31d while SLO objectives are declared: the error budget is "
+                "computed over 30 days of data",
+            )
+        )
     by_name = {s.name: s for s in services}
     for i, objective in enumerate(slos.objectives):
         key = f"slos.objectives[{i}]"

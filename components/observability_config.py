@@ -171,7 +171,7 @@ class ObservabilityConfig(ConfigModel):
         },
         "staging": {
             "storageClass": "do-block-storage",
-            "prometheus": {"replicas": 2, "retention": "7d", "storageSize": "50Gi"},
+            "prometheus": {"replicas": 2, "retention": "31d", "storageSize": "50Gi"},
             "alertmanager": {"replicas": 2, "storageSize": "2Gi"},
             "grafana": {"storageSize": "5Gi"},
             "tracing": {"samplingPercentage": 10, "retention": "72h", "storageSize": "20Gi"},
@@ -185,7 +185,7 @@ class ObservabilityConfig(ConfigModel):
         },
         "production": {
             "storageClass": "do-block-storage",
-            "prometheus": {"replicas": 2, "retention": "30d", "storageSize": "200Gi"},
+            "prometheus": {"replicas": 2, "retention": "35d", "storageSize": "250Gi"},
             "alertmanager": {"replicas": 3, "storageSize": "5Gi"},
             "grafana": {"storageSize": "10Gi"},
             "tracing": {"samplingPercentage": 1, "retention": "168h", "storageSize": "50Gi"},

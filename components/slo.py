@@ -16,6 +16,7 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 from pydantic import field_validator
 
+from components import mesh
 from components.model import ConfigModel, dns_label
 
 # Envoy's default bounds (ms) of istio_request_duration_milliseconds in Istio 1.30. Prometheus
@@ -47,7 +48,7 @@ BURN_TIERS: tuple[BurnTier, ...] = (
 ALERT_FOR: dict[str, str] = {"page": "2m", "ticket": "15m"}
 # At or below this target even a total outage burns less than 14.4x: nothing could ever page.
 MIN_TARGET = 100 * (1 - 1 / max(t.factor for t in BURN_TIERS))
-RULE_NAMESPACE = "monitoring"
+RULE_NAMESPACE = mesh.MONITORING_NAMESPACE
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
 
@@ -180,7 +181,9 @@ def le_matcher(bound: float) -> str:
 
 
 def slis(o: SloObjective) -> list[Sli]:
-    # One reporter only, the server-side proxy: adding reporter="source" double counts.
+    """Availability always, latency when configured; both count server-side reports only
+    (reporter="destination"): adding the client-side ones would count each request twice."""
+
     def rate(metric: str, *extra: str) -> str:
         sel = ['reporter="destination"', f'destination_service_name="{o.service}"',
                f'destination_service_namespace="{o.namespace}"', *extra]
@@ -198,6 +201,7 @@ def slis(o: SloObjective) -> list[Sli]:
 
 
 def sli_labels(o: SloObjective, sli: Sli) -> dict[str, str]:
+    """Labels of every recorded series: what the dashboard and alert routing select on."""
     return {"slo": o.name, "sli": sli.kind, "destination_service_name": o.service,
             "destination_service_namespace": o.namespace}
 
@@ -207,12 +211,19 @@ def _sel(o: SloObjective, sli: Sli) -> str:
 
 
 def alert_name(sli: str, severity: str) -> str:
+    """One alert per SLI and severity, e.g. SLOLatencyBudgetBurnPage."""
     return f"SLO{sli.capitalize()}BudgetBurn{severity.capitalize()}"
+
+
+def _rule_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, str]:
+    # `namespace` is the service's, as Alertmanager routes and groups by it.
+    return {"severity": severity, "slo": o.name, "sli": sli.kind, "namespace": o.namespace,
+            "environment": environment}
 
 
 def alert_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, str]:
     """Every label a firing alert carries: the rule's plus those of the recorded SLI."""
-    return {**sli_labels(o, sli), "severity": severity, "environment": environment}
+    return {**sli_labels(o, sli), **_rule_labels(o, sli, severity, environment)}
 
 
 def alert_annotations(o: SloObjective, sli: Sli, severity: str) -> dict[str, str]:
@@ -243,8 +254,7 @@ def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[s
         "alert": alert_name(sli.kind, severity),
         "expr": "\nor\n".join(tiers),
         "for": ALERT_FOR[severity],
-        "labels": {"severity": severity, "slo": o.name, "sli": sli.kind,
-                   "environment": environment},
+        "labels": _rule_labels(o, sli, severity, environment),
         "annotations": alert_annotations(o, sli, severity),
     }
 

@@ -26,6 +26,7 @@ from components.slo import (
     budget,
     envoy_le,
     num,
+    sli_labels,
     slis,
 )
 
@@ -179,8 +180,7 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
 
 
 def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> dict[str, Any]:
-    rec = ",".join(f'{k}="{v}"' for k, v in alert_labels(o, sli, "page", environment).items()
-                   if k not in ("severity", "environment"))
+    rec = ",".join(f'{k}="{v}"' for k, v in sli_labels(o, sli).items())  # recorded series
     alerts = []
     for minute, severity, fires in sc.alerts:
         expected = {"exp_labels": alert_labels(o, sli, severity, environment),
@@ -191,8 +191,7 @@ def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> di
     for minute, expr, value in sc.exprs:
         metric = "" if " bool " in expr else expr.split("{")[0]
         samples = [] if value is None else [{"labels": metric + "{" + rec + "}", "value": value}]
-        exprs.append({"expr": expr, "eval_time": f"{minute}m",
-                      "exp_samples": samples})
+        exprs.append({"expr": expr, "eval_time": f"{minute}m", "exp_samples": samples})
     group: dict[str, Any] = {
         "name": f"{o.name} {sli.kind}: {sc.name}",
         "interval": "1m",

@@ -197,7 +197,7 @@ def test_alerts_are_separate_per_sli_with_labels_annotations_and_for():
         severity = "page" if name.endswith("Page") else "ticket"
         sli = "latency" if "Latency" in name else "availability"
         assert rule["labels"] == {"severity": severity, "slo": "payments", "sli": sli,
-                                  "environment": "staging"}
+                                  "namespace": "pay", "environment": "staging"}
         assert rule["for"] == {"page": "2m", "ticket": "15m"}[severity]
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
         assert rule["annotations"]["runbook_url"] == "https://runbooks.example.com/slo/payments"
@@ -356,7 +356,8 @@ def test_generated_tests_cover_every_scenario_for_every_sli_and_state_full_label
     for t in tests:
         for case in t["alert_rule_test"]:
             for exp in case["exp_alerts"]:
-                assert {"severity", "slo", "sli", "environment"} <= set(exp["exp_labels"])
+                assert {"severity", "slo", "sli", "namespace", "environment",
+                        "destination_service_name"} <= set(exp["exp_labels"])
         assert any('reporter="source"' in s["series"] for s in t["input_series"])
 
 

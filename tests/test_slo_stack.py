@@ -24,7 +24,8 @@ def test_one_prometheus_rule_per_declared_objective():
 def test_rules_carry_all_windows_and_the_four_burn_rate_alerts():
     run = stack_run("production")
     rule = next(
-        r for r in run.of_type(RULE)
+        r
+        for r in run.of_type(RULE)
         if r.inputs["metadata"].get("labels", {}).get("slo") == "checkout-availability"
     )
     rules = [x for g in rule.inputs["spec"]["groups"] for x in g["rules"]]
@@ -40,7 +41,9 @@ def test_rules_carry_all_windows_and_the_four_burn_rate_alerts():
 
 def test_slo_rules_wait_for_the_prometheus_operator():
     run = stack_run("production")
-    stack = next(r for r in run.of_type(RELEASE) if r.inputs.get("chart") == "kube-prometheus-stack")
+    stack = next(
+        r for r in run.of_type(RELEASE) if r.inputs.get("chart") == "kube-prometheus-stack"
+    )
     for rule in run.of_type(RULE):
         assert stack.urn in rule.dependencies, rule.name
 
@@ -84,4 +87,16 @@ def test_duplicate_objective_names_are_refused(tmp_path):
     run = run_config(tmp_path, "production", cfg)
     assert isinstance(run.error, ConfigError)
     assert "slos.objectives" in str(run.error) and "'x' repeats" in str(run.error)
+    assert run.resources == []
+
+
+def test_objectives_need_prometheus_to_keep_the_whole_budget_window(tmp_path):
+    cfg = {
+        **stack_config("production"),
+        "service-mesh:observability": {"prometheus": {"retention": "14d"}},
+    }
+    run = run_config(tmp_path, "production", cfg)
+    assert isinstance(run.error, ConfigError)
+    assert "service-mesh:observability.prometheus.retention = '14d'" in str(run.error)
+    assert "31d" in str(run.error)
     assert run.resources == []
