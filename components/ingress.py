@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_digitalocean as do
-import pulumi_kubernetes as k8s
 
 from components import mesh
 from components.certificates import (
@@ -27,6 +26,7 @@ from components.certificates import (
     ingress_certificate,
 )
 from components.istio import release
+from components.objects import register
 
 if TYPE_CHECKING:
     from components.config import PlatformConfig
@@ -192,55 +192,36 @@ class IngressEdge(pulumi.ComponentResource):
             version=CERT_MANAGER_VERSION,
             repository=CERT_MANAGER_REPOSITORY,
         )
-        self.issuer: k8s.apiextensions.CustomResource | None = None
-        self.certificate: k8s.apiextensions.CustomResource | None = None
-        self.gateway: k8s.apiextensions.CustomResource | None = None
+        self.issuer: pulumi.CustomResource | None = None
+        self.certificate: pulumi.CustomResource | None = None
+        self.gateway: pulumi.CustomResource | None = None
         if cfg.ingress.hosts:
-            self._tls(cfg, cm_ns, namespaces.get(mesh.INGRESS_NAMESPACE))
-            gw = public_gateway(cfg)
-            self.gateway = k8s.apiextensions.CustomResource(
+            ingress_ns = namespaces.get(mesh.INGRESS_NAMESPACE)
+            self._tls(cfg, cm_ns, ingress_ns)
+            self.gateway = register(
                 "gateway-public",
-                api_version=gw["apiVersion"],
-                kind=gw["kind"],
-                metadata=gw["metadata"],
-                spec=gw["spec"],
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[*istio.crds_ready, namespaces.get(mesh.INGRESS_NAMESPACE)],
-                ),
+                public_gateway(cfg),
+                pulumi.ResourceOptions(parent=self, depends_on=[*istio.crds_ready, ingress_ns]),
             )
         self.register_outputs({"ip": self.ip, "hosts": list(cfg.ingress.hosts)})
 
     def _tls(self, cfg: PlatformConfig, cm_ns: pulumi.Resource, ingress_ns: pulumi.Resource):
         assert cfg.dns_api_token is not None  # enforced by config (ingress_problems)
         token = pulumi.Output.secret(cfg.dns_api_token.get_secret_value())
-        secret = dns_token_secret()
-        self.dns_token = k8s.core.v1.Secret(
+        self.dns_token = register(
             "cert-manager-dns-token",
-            metadata=secret["metadata"],
-            type=secret["type"],
-            string_data=dns_token_secret(token)["stringData"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
+            dns_token_secret(token),
+            pulumi.ResourceOptions(parent=self, depends_on=[cm_ns]),
         )
-        issuer = cluster_issuer(cfg)
-        self.issuer = k8s.apiextensions.CustomResource(
+        self.issuer = register(
             "cluster-issuer-letsencrypt",
-            api_version=issuer["apiVersion"],
-            kind=issuer["kind"],
-            metadata=issuer["metadata"],
-            spec=issuer["spec"],
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.cert_manager, self.dns_token]
-            ),
+            cluster_issuer(cfg),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.cert_manager, self.dns_token]),
         )
-        cert = ingress_certificate(cfg)
-        self.certificate = k8s.apiextensions.CustomResource(
+        self.certificate = register(
             "certificate-ingress-tls",
-            api_version=cert["apiVersion"],
-            kind=cert["kind"],
-            metadata=cert["metadata"],
-            spec=cert["spec"],
-            opts=pulumi.ResourceOptions(
+            ingress_certificate(cfg),
+            pulumi.ResourceOptions(
                 parent=self, depends_on=[self.cert_manager, self.issuer, ingress_ns]
             ),
         )

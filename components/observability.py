@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import dashboards, kiali, logs, mesh, metrics, tracing
+from components.objects import register
 
 if TYPE_CHECKING:
     from components.config import PlatformConfig
@@ -101,13 +102,31 @@ class Observability(pulumi.ComponentResource):
             opts=self._opts(depends_on=[self.namespace, grafana_secret, receivers]),
         )
 
-        self._chart("tempo", tracing.TEMPO_CHART, tracing.TEMPO_VERSION, tracing.TEMPO_REPO,
-                    tracing.tempo_values(obs), in_ns)
+        self._chart(
+            "tempo",
+            tracing.TEMPO_CHART,
+            tracing.TEMPO_VERSION,
+            tracing.TEMPO_REPO,
+            tracing.tempo_values(obs),
+            in_ns,
+        )
         self._logs(name, in_ns)
-        self._chart(logs.OTEL_RELEASE, logs.OTEL_CHART, logs.OTEL_VERSION, logs.OTEL_REPO,
-                    logs.collector_values(), in_ns)
-        self._chart(kiali.KIALI_RELEASE, kiali.KIALI_CHART, kiali.KIALI_VERSION, kiali.KIALI_REPO,
-                    kiali.kiali_values(obs), in_ns)
+        self._chart(
+            logs.OTEL_RELEASE,
+            logs.OTEL_CHART,
+            logs.OTEL_VERSION,
+            logs.OTEL_REPO,
+            logs.collector_values(),
+            in_ns,
+        )
+        self._chart(
+            kiali.KIALI_RELEASE,
+            kiali.KIALI_CHART,
+            kiali.KIALI_VERSION,
+            kiali.KIALI_REPO,
+            kiali.kiali_values(obs),
+            in_ns,
+        )
         self._object(dashboards.slo_dashboard_configmap(), in_ns)
 
         # Prometheus Operator objects need the operator's CRDs, i.e. the release.
@@ -135,28 +154,12 @@ class Observability(pulumi.ComponentResource):
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, **kwargs)
 
-    def _secret(self, body: dict[str, Any], opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
-        return k8s.core.v1.Secret(
-            body["metadata"]["name"],
-            metadata=body["metadata"],
-            type=body["type"],
-            string_data=body["stringData"],
-            opts=opts,
-        )
+    def _secret(self, body: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:
+        return register(body["metadata"]["name"], body, opts)
 
     def _object(self, body: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:
         meta = body["metadata"]
-        res_name = f"{body['kind'].lower()}-{meta['namespace']}-{meta['name']}"
-        if body["kind"] == "ConfigMap":
-            return k8s.core.v1.ConfigMap(res_name, metadata=meta, data=body["data"], opts=opts)
-        return k8s.apiextensions.CustomResource(
-            res_name,
-            api_version=body["apiVersion"],
-            kind=body["kind"],
-            metadata=meta,
-            spec=body["spec"],
-            opts=opts,
-        )
+        return register(f"{body['kind'].lower()}-{meta['namespace']}-{meta['name']}", body, opts)
 
     def _chart(
         self,
@@ -208,8 +211,14 @@ class Observability(pulumi.ComponentResource):
                 in_ns,
             )
             opts = self._opts(depends_on=[self.namespace, secret])
-        self._chart(logs.LOKI_RELEASE, logs.LOKI_CHART, logs.LOKI_VERSION, logs.LOKI_REPO,
-                    logs.loki_values(obs, bucket=bucket, region=region), opts)
+        self._chart(
+            logs.LOKI_RELEASE,
+            logs.LOKI_CHART,
+            logs.LOKI_VERSION,
+            logs.LOKI_REPO,
+            logs.loki_values(obs, bucket=bucket, region=region),
+            opts,
+        )
 
 
 def grafana_datasources() -> list[dict[str, Any]]:

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.authorization import authorization_policies, peer_authentications
 from components.egress import egress_objects
 from components.mesh_ca import MeshCertificateAuthority
 from components.network_policy import network_policies
+from components.objects import register
 from components.rate_limit import local_rate_limit
 
 if TYPE_CHECKING:
@@ -79,19 +79,9 @@ class MeshSecurity(pulumi.ComponentResource):
     def _register(
         self, obj: dict[str, Any], namespace: pulumi.Resource, crds_ready: Sequence[pulumi.Resource]
     ) -> pulumi.CustomResource:
-        name = resource_name(obj)
-        if obj["kind"] == "NetworkPolicy":
-            return k8s.networking.v1.NetworkPolicy(
-                name,
-                metadata=obj["metadata"],
-                spec=obj["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
-            )
-        return k8s.apiextensions.CustomResource(
-            name,
-            api_version=obj["apiVersion"],
-            kind=obj["kind"],
-            metadata=obj["metadata"],
-            spec=obj["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, *crds_ready]),
+        # Istio objects also wait for the CRDs and istiod's validating webhook.
+        istio = obj["apiVersion"].split("/")[0].endswith("istio.io")
+        depends_on = [namespace, *crds_ready] if istio else [namespace]
+        return register(
+            resource_name(obj), obj, pulumi.ResourceOptions(parent=self, depends_on=depends_on)
         )

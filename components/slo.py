@@ -13,17 +13,34 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import pulumi
-from pulumi_kubernetes.apiextensions import CustomResource
 from pydantic import field_validator
 
 from components import mesh
 from components.model import ConfigModel, dns_label
+from components.objects import register
 
 # Envoy's default bounds (ms) of istio_request_duration_milliseconds in Istio 1.30. Prometheus
 # can only count requests under a bucket bound, so a latency threshold must be one of them.
 ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
-    300000, 600000, 1800000, 3600000,
+    0.5,
+    1,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
+    300000,
+    600000,
+    1800000,
+    3600000,
 )
 SLI_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 PERIOD = "30d"
@@ -185,25 +202,47 @@ def slis(o: SloObjective) -> list[Sli]:
     (reporter="destination"): adding the client-side ones would count each request twice."""
 
     def rate(metric: str, *extra: str) -> str:
-        sel = ['reporter="destination"', f'destination_service_name="{o.service}"',
-               f'destination_service_namespace="{o.namespace}"', *extra]
+        sel = [
+            'reporter="destination"',
+            f'destination_service_name="{o.service}"',
+            f'destination_service_namespace="{o.namespace}"',
+            *extra,
+        ]
         return f"sum(rate({metric}{{{','.join(sel)}}}[$window]))"
 
-    out = [Sli("availability", o.availability, rate("istio_requests_total", 'response_code=~"5.."'),
-               rate("istio_requests_total"), "requests answered without a 5xx")]
+    out = [
+        Sli(
+            "availability",
+            o.availability,
+            rate("istio_requests_total", 'response_code=~"5.."'),
+            rate("istio_requests_total"),
+            "requests answered without a 5xx",
+        )
+    ]
     if o.latency:
         hist = "istio_request_duration_milliseconds_bucket"
         total = rate(hist, 'le="+Inf"')
         fast = rate(hist, le_matcher(o.latency.threshold_ms))
-        out.append(Sli("latency", o.latency.target, f"({total} - {fast})", total,
-                       f"requests served within {envoy_le(o.latency.threshold_ms)} ms"))
+        out.append(
+            Sli(
+                "latency",
+                o.latency.target,
+                f"({total} - {fast})",
+                total,
+                f"requests served within {envoy_le(o.latency.threshold_ms)} ms",
+            )
+        )
     return out
 
 
 def sli_labels(o: SloObjective, sli: Sli) -> dict[str, str]:
     """Labels of every recorded series: what the dashboard and alert routing select on."""
-    return {"slo": o.name, "sli": sli.kind, "destination_service_name": o.service,
-            "destination_service_namespace": o.namespace}
+    return {
+        "slo": o.name,
+        "sli": sli.kind,
+        "destination_service_name": o.service,
+        "destination_service_namespace": o.namespace,
+    }
 
 
 def _sel(o: SloObjective, sli: Sli) -> str:
@@ -217,8 +256,13 @@ def alert_name(sli: str, severity: str) -> str:
 
 def _rule_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, str]:
     # `namespace` is the service's, as Alertmanager routes and groups by it.
-    return {"severity": severity, "slo": o.name, "sli": sli.kind, "namespace": o.namespace,
-            "environment": environment}
+    return {
+        "severity": severity,
+        "slo": o.name,
+        "sli": sli.kind,
+        "namespace": o.namespace,
+        "environment": environment,
+    }
 
 
 def alert_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[str, str]:
@@ -228,8 +272,11 @@ def alert_labels(o: SloObjective, sli: Sli, severity: str, environment: str) -> 
 
 def alert_annotations(o: SloObjective, sli: Sli, severity: str) -> dict[str, str]:
     """Plain text, no `$value`, so that the promtool tests can state them exactly."""
-    burns = ", or ".join(f"{t.factor:g}x over both {t.long} and {t.short}"
-                         for t in BURN_TIERS if t.severity == severity)
+    burns = ", or ".join(
+        f"{t.factor:g}x over both {t.long} and {t.short}"
+        for t in BURN_TIERS
+        if t.severity == severity
+    )
     out = {
         "summary": f"SLO {o.name}: {o.service}.{o.namespace} burns its {sli.kind} error budget "
         f"too fast ({severity})",
@@ -248,7 +295,8 @@ def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[s
     tiers = [
         f"(\n  slo:sli_error:ratio_rate{t.long}{_sel(o, sli)} > ({t.factor:g} * {b})\nand\n"
         f"  slo:sli_error:ratio_rate{t.short}{_sel(o, sli)} > ({t.factor:g} * {b})\n)"
-        for t in BURN_TIERS if t.severity == severity
+        for t in BURN_TIERS
+        if t.severity == severity
     ]
     return {
         "alert": alert_name(sli.kind, severity),
@@ -266,31 +314,42 @@ def rule_groups(o: SloObjective, environment: str) -> list[dict[str, Any]]:
     alerts: list[dict[str, Any]] = []
     period: list[dict[str, Any]] = []
     for sli in slis(o):
+
         def rec(name: str, expr: str, sli: Sli = sli) -> dict[str, Any]:
             return {"record": name, "expr": expr, "labels": sli_labels(o, sli)}
 
         sel, b = _sel(o, sli), num(budget(sli.target))
         # No traffic: the `> 0` leaves no sample, so no alert and no NaN. No 5xx series yet
         # (Envoy exports a response code once seen): `or vector(0)` makes the ratio 0.
-        live += [rec(f"slo:sli_error:ratio_rate{w}",
-                     f"({sli.at(sli.bad, w)} or vector(0)) / ({sli.at(sli.total, w)} > 0)")
-                 for w in SLI_WINDOWS]
-        live += [rec("slo:sli_requests:rate5m", sli.at(sli.total, "5m")),
-                 rec("slo:sli_bad_requests:rate5m", f"{sli.at(sli.bad, '5m')} or vector(0)")]
+        live += [
+            rec(
+                f"slo:sli_error:ratio_rate{w}",
+                f"({sli.at(sli.bad, w)} or vector(0)) / ({sli.at(sli.total, w)} > 0)",
+            )
+            for w in SLI_WINDOWS
+        ]
+        live += [
+            rec("slo:sli_requests:rate5m", sli.at(sli.total, "5m")),
+            rec("slo:sli_bad_requests:rate5m", f"{sli.at(sli.bad, '5m')} or vector(0)"),
+        ]
         alerts += [_alert(o, sli, severity, environment) for severity in ("page", "ticket")]
         period += [
             rec("slo:objective:ratio", f"vector({num(Decimal(str(sli.target)) / 100)})"),
             rec("slo:error_budget:ratio", f"vector({b})"),
             # A ratio of sums over the period (traffic-weighted), from the 5m recordings.
-            rec(f"slo:sli_error:ratio_rate{PERIOD}",
+            rec(
+                f"slo:sli_error:ratio_rate{PERIOD}",
                 f"sum_over_time(slo:sli_bad_requests:rate5m{sel}[{PERIOD}]) / "
-                f"(sum_over_time(slo:sli_requests:rate5m{sel}[{PERIOD}]) > 0)"),
+                f"(sum_over_time(slo:sli_requests:rate5m{sel}[{PERIOD}]) > 0)",
+            ),
             rec("slo:current_burn_rate:ratio", f"slo:sli_error:ratio_rate5m{sel} / {b}"),
             rec("slo:period_burn_rate:ratio", f"slo:sli_error:ratio_rate{PERIOD}{sel} / {b}"),
             rec("slo:period_error_budget_remaining:ratio", f"1 - slo:period_burn_rate:ratio{sel}"),
         ]
-    return [{"name": f"slo-{o.name}", "rules": live + alerts},
-            {"name": f"slo-{o.name}-budget", "rules": period}]
+    return [
+        {"name": f"slo-{o.name}", "rules": live + alerts},
+        {"name": f"slo-{o.name}-budget", "rules": period},
+    ]
 
 
 def prometheus_rule(
@@ -337,15 +396,11 @@ class SloRules(pulumi.ComponentResource):
         extra_labels: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__("service-mesh:slo:SloRules", name, None, opts)
-        self.rules: dict[str, CustomResource] = {}
+        self.rules: dict[str, pulumi.CustomResource] = {}
         for objective in objectives:
-            body = prometheus_rule(objective, environment, extra_labels)
-            self.rules[objective.name] = CustomResource(
+            self.rules[objective.name] = register(
                 f"{name}-{objective.name}",
-                api_version=body["apiVersion"],
-                kind=body["kind"],
-                metadata=body["metadata"],
-                spec=body["spec"],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+                prometheus_rule(objective, environment, extra_labels),
+                pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
             )
         self.register_outputs({"ruleNames": [f"slo-{o.name}" for o in objectives]})
