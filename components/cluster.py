@@ -9,7 +9,7 @@ import pulumi
 import pulumi_digitalocean as do
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterConfig
+from components.cluster_config import ClusterConfig
 
 # Label and taint that reserve the system pool for the mesh control plane. istiod's values use
 # the same constants for its nodeSelector and toleration, so they cannot drift apart.
