@@ -93,11 +93,12 @@ def alertmanager_config(pager: bool, ticket: bool) -> dict[str, Any]:
             ],
         },
         "inhibit_rules": [
-            # A page already covers the same SLO: don't also open a ticket for it.
+            # A page already covers the same SLI of the same SLO: no ticket for it too. (A latency
+            # ticket still opens while availability pages: a different problem.)
             {
                 "source_matchers": ['severity = "page"'],
                 "target_matchers": ['severity = "ticket"'],
-                "equal": ["slo"],
+                "equal": ["slo", "sli"],
             },
             {
                 "source_matchers": ['severity = "critical"'],

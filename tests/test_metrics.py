@@ -183,6 +183,34 @@ def test_alerts_route_by_severity():
     assert _route_for(cfg, {"severity": "critical"}) == "ticket"
 
 
+def _inhibited(cfg: dict, source: dict[str, str], target: dict[str, str]) -> bool:
+    """Alertmanager's inhibition: a source alert silences a target when both match their
+    matchers and agree on every `equal` label."""
+
+    def matches(matchers: list[str], labels: dict[str, str]) -> bool:
+        for m in matchers:
+            key, op, value = re.match(r'(\w+)\s*(=~|=)\s*"(.*)"', m).groups()
+            actual = labels.get(key, "")
+            if (op == "=" and actual != value) or (op == "=~" and not re.fullmatch(value, actual)):
+                return False
+        return True
+
+    return any(
+        matches(rule["source_matchers"], source)
+        and matches(rule["target_matchers"], target)
+        and all(source.get(k) == target.get(k) for k in rule["equal"])
+        for rule in cfg["inhibit_rules"]
+    )
+
+
+def test_a_page_silences_the_ticket_of_the_same_sli_only():
+    cfg = metrics.alertmanager_config(pager=True, ticket=True)
+    page = {"severity": "page", "slo": "checkout", "sli": "availability"}
+    assert _inhibited(cfg, page, {**page, "severity": "ticket"})
+    assert not _inhibited(cfg, page, {**page, "severity": "ticket", "sli": "latency"})
+    assert not _inhibited(cfg, page, {**page, "severity": "ticket", "slo": "payments"})
+
+
 def test_receivers_read_urls_from_the_mounted_secret():
     values = kps("production")
     am = values["alertmanager"]
