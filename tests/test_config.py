@@ -154,19 +154,21 @@ def test_config_is_frozen():
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(count=st.one_of(st.integers(max_value=0), st.integers(min_value=101)))
-def test_generated_out_of_range_node_counts_are_refused(count):
-    with pytest.raises(ConfigError) as error:
-        config.parse(
-            {
-                "environment": "dev",
-                "cluster": {"region": "fra1", "workloadPool": {"maxNodes": count}},
-            }
-        )
-    assert "service-mesh:cluster.workloadPool.maxNodes" in str(error.value)
-    assert repr(count) in str(error.value)
+@given(
+    field=st.sampled_from(["minNodes", "maxNodes"]),
+    count=st.one_of(st.integers(max_value=0), st.integers(min_value=101, max_value=10**9)),
+)
+def test_generated_out_of_range_node_counts_are_refused_before_any_resource(
+    tmp_path, field, count
+):
+    """Through the real program: the message names key and value, and nothing registers."""
+    bad = mutate(stack_config("production"), f"cluster.workloadPool.{field}", count)
+    run = run_config(tmp_path, "production", bad)
+    assert isinstance(run.error, ConfigError), run.error
+    assert f"service-mesh:cluster.workloadPool.{field} = {count!r}" in str(run.error)
+    assert run.resources == []
 
 
 @settings(max_examples=40, deadline=None)
