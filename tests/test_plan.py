@@ -101,3 +101,15 @@ def test_plan_files_are_identical_between_runs(tmp_path):
     assert files
     for rel in files:
         assert (tmp_path / "a" / rel).read_text() == (tmp_path / "b" / rel).read_text(), rel
+
+
+def test_stack_exports_are_recorded_with_secrets_masked(plan):
+    run, out = plan
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["environment"] == run.stack
+    assert outputs["kubeconfig"] == "[secret]"
+    assert outputs["loadBalancerIp"].startswith("203.0.113."), "documentation range, RFC 5737"
+    lb = run.one("digitalocean:index/loadBalancer:LoadBalancer")
+    assert (
+        lb.type.endswith("LoadBalancer") and outputs["workloadTag"] == f"mesh-{run.stack}-workload"
+    )

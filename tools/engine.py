@@ -262,10 +262,8 @@ def _make_monitor(mocks, run: Run):
             return response
 
         def RegisterResourceOutputs(self, request):
-            if (
-                request.urn.endswith(f"::{PROJECT}-{run.stack}")
-                or "pulumi:pulumi:Stack" in request.urn
-            ):
+            # Only the stack's own outputs (its exports), not those of components under it.
+            if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
                 outputs = json_format.MessageToDict(
                     request.outputs, preserving_proto_field_name=True
                 )
@@ -328,6 +326,19 @@ def run_stack(stack: str, config_file: Path | None = None, preview: bool = False
     return run
 
 
+def _program(main: str) -> None:
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+
+    runpy.run_path(main, run_name="__main__")
+    # `set_mocks` registers the root stack's (empty) outputs before the program runs; register
+    # the exports the program made, as the real language host does when the program ends.
+    root = runtime_settings.get_root_resource()
+    if isinstance(root, pulumi.runtime.stack.Stack):
+        root._outputs_registered = False
+        root._finish()
+
+
 def attempt(stack: str, config_file: Path | None = None, preview: bool = False) -> Run:
     """Like `run_stack`, but a failure is returned in `Run.error` beside what was registered
     before it, so tests can prove that bad config registers nothing."""
@@ -349,7 +360,7 @@ def attempt(stack: str, config_file: Path | None = None, preview: bool = False) 
         sys.path.insert(0, str(ROOT))
     main = str(ROOT / "__main__.py")
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(main, run_name="__main__")))
+        _sync_await(run_pulumi_func(lambda: _program(main)))
     except Exception as error:
         run.error = error
     return run

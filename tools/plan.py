@@ -2,7 +2,8 @@
 
 Runs the real program under the offline engine, with no cloud and no credentials, and writes
 what `pulumi up` would register: `resources.json`, one manifest per Kubernetes object we author,
-and one file per Helm chart with its values. Exit 2 with the message for bad configuration.
+one file per Helm chart with its values, and the stack outputs (`outputs.json`). Exit 2 with
+the message for bad configuration.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def write(run: Run, out: Path) -> None:
         json.dumps([r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)], indent=2)
         + "\n"
     )
+    (out / "outputs.json").write_text(json.dumps(run.outputs, indent=2, sort_keys=True) + "\n")
     for r in run.resources:
         if is_manifest(r):
             obj = manifest(r)
@@ -94,6 +96,9 @@ def summary(run: Run) -> str:
     lines.append("per type:")
     for type_, count in sorted(Counter(r.type for r in run.resources).items()):
         lines.append(f"  {count:4d}  {type_}")
+    lines.append("stack outputs:")
+    for key, value in sorted(run.outputs.items()):
+        lines.append(f"  {key}: {value}")
     return "\n".join(lines)
 
 
