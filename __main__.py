@@ -36,7 +36,7 @@ ingress = IngressEdge(
     "ingress",
     cfg,
     vpc=cluster.vpc,
-    workload_tag=cluster.workload_tag,
+    workload_tag=cluster.workload_tag_resource,
     namespaces=namespaces,
     istio=istio,
     project_id=cluster.project.id,

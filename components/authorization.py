@@ -4,11 +4,14 @@ whose every rule pairs a caller identity with the operations it may perform.
 
 Why one rule per caller with `from`, `to` and `when` in the same item: Istio ORs the items of
 `rules`, so splitting them would allow any source that matches any single item.
+Plaintext has no identity, so no caller rule admits it; where config accepts plaintext (a
+PERMISSIVE namespace or port) one rule admits identity-less requests on exactly those ports,
+else PERMISSIVE would be refused by authorization anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from components import mesh
@@ -115,13 +118,27 @@ def ingress_rule(svc: MeshService) -> dict[str, Any]:
     return _rule(mesh.INGRESS_PRINCIPAL, mesh.INGRESS_NAMESPACE, operation)
 
 
-def service_policy(svc: MeshService, services: Sequence[MeshService]) -> dict[str, Any] | None:
-    """ALLOW policy on the service's workloads: one rule per declared caller, plus the ingress
-    gateway when the service is exposed. None when nobody may call it (default-deny holds)."""
+def plaintext_rule(svc: MeshService, namespace_permissive: bool) -> dict[str, Any] | None:
+    """Requests without a peer identity, on the ports that accept plaintext (all of them in a
+    PERMISSIVE namespace); `notPrincipals: ['*']` matches only requests without mTLS."""
+    ports = [str(p.port) for p in svc.ports if namespace_permissive or p.mtls == "permissive"]
+    if not ports:
+        return None
+    return {"from": [{"source": {"notPrincipals": ["*"]}}], "to": [{"operation": {"ports": ports}}]}
+
+
+def service_policy(
+    svc: MeshService, services: Sequence[MeshService], permissive: Collection[str] = ()
+) -> dict[str, Any] | None:
+    """ALLOW policy on the service's workloads: one rule per declared caller, the ingress
+    gateway when the service is exposed, plaintext where config accepts it (`permissive`:
+    namespaces in PERMISSIVE mTLS). None when nobody may call it (default-deny holds)."""
     by_name = {s.name: s for s in services}
     rules = [caller_rule(svc, c, by_name[c.service]) for c in svc.callers]
     if svc.ingress is not None:
         rules.append(ingress_rule(svc))
+    if (plain := plaintext_rule(svc, svc.namespace in permissive)) is not None:
+        rules.append(plain)
     if not rules:
         return None
     spec = {"selector": {"matchLabels": svc.workload_labels}, "action": "ALLOW", "rules": rules}
@@ -130,9 +147,9 @@ def service_policy(svc: MeshService, services: Sequence[MeshService]) -> dict[st
 
 
 def authorization_policies(
-    namespaces: Iterable[str], services: Sequence[MeshService]
+    namespaces: Iterable[str], services: Sequence[MeshService], permissive: Collection[str] = ()
 ) -> list[dict[str, Any]]:
     """Default-deny in every mesh namespace, then the declared graph."""
     out = [default_deny(ns) for ns in namespaces]
-    out += [p for svc in services if (p := service_policy(svc, services)) is not None]
+    out += [p for svc in services if (p := service_policy(svc, services, permissive)) is not None]
     return out

@@ -16,7 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from components import mesh
+from components.cluster import WORKLOAD_POOL_LABEL
 from components.ingress_config import ACME_SERVERS
+from components.workload import spread
 
 if TYPE_CHECKING:
     from components.config import PlatformConfig
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 CERT_MANAGER_VERSION = "v1.21.1"
 CERT_MANAGER_REPOSITORY = "https://charts.jetstack.io"
 CERT_MANAGER_API = "cert-manager.io/v1"
+CERT_MANAGER_RELEASE = "cert-manager"  # release name: prefix of the chart's object names
 
 CLUSTER_ISSUER = "letsencrypt"
 DNS_TOKEN_SECRET = "digitalocean-dns"  # in the cert-manager namespace (its cluster resource ns)
@@ -34,13 +37,21 @@ INGRESS_TLS_SECRET = "ingress-tls"  # credentialName of the public Gateway's HTT
 
 
 def cert_manager_values(cfg: PlatformConfig) -> dict[str, Any]:
-    """Chart values: CRDs installed and kept on uninstall; two controller replicas outside dev
-    (leader election) with a budget that always allows one eviction."""
+    """Chart values: CRDs installed and kept on uninstall; two controller and webhook replicas
+    outside dev (leader election) with a budget that always allows one eviction, spread across
+    nodes. Placed on the workload pool on purpose: the tainted system pool is sized for istiod's
+    autoscaling, and cert-manager is off the request path (a renewal can wait for a node)."""
     replicas = 1 if cfg.environment == "dev" else 2
     values: dict[str, Any] = {
         "crds": {"enabled": True, "keep": True},
+        # Every cert-manager pod (controller, webhook, cainjector, startupapicheck job).
+        "global": {"nodeSelector": dict(WORKLOAD_POOL_LABEL)},
         "replicaCount": replicas,
-        "webhook": {"replicaCount": replicas},
+        "topologySpreadConstraints": spread(_pod_labels("cert-manager", "controller"), False),
+        "webhook": {
+            "replicaCount": replicas,
+            "topologySpreadConstraints": spread(_pod_labels("webhook", "webhook"), False),
+        },
         # Check DNS-01 propagation against public resolvers, not the cluster's cache.
         "dns01RecursiveNameservers": "1.1.1.1:53,8.8.8.8:53",
         "dns01RecursiveNameserversOnly": True,
@@ -49,6 +60,15 @@ def cert_manager_values(cfg: PlatformConfig) -> dict[str, Any]:
         values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
         values["webhook"]["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
     return values
+
+
+def _pod_labels(name: str, component: str) -> dict[str, str]:
+    """Labels the chart puts on a component's pods (its Deployment selector)."""
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": CERT_MANAGER_RELEASE,
+        "app.kubernetes.io/component": component,
+    }
 
 
 def dns_token_secret(token: Any = "") -> dict[str, Any]:
@@ -112,8 +132,8 @@ def ingress_certificate(cfg: PlatformConfig) -> dict[str, Any]:
                 "group": "cert-manager.io",
             },
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            "duration": "2160h",
-            "renewBefore": "720h",
+            # No duration/renewBefore: Let's Encrypt ignores a requested lifetime and is
+            # shortening it; cert-manager renews at 2/3 of whatever lifetime is issued.
             "secretTemplate": {"labels": mesh.labels(INGRESS_TLS_SECRET)},
         },
     }

@@ -117,10 +117,20 @@ class DoksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
+        # The droplet tag the load balancer targets, owned as its own resource: created before
+        # the pool names it (no race with the pool creating it implicitly), and kept when the
+        # cluster is rebuilt, like the load balancer that points at it.
+        self.workload_tag_resource = do.Tag(
+            f"{name}-workload-tag",
+            name=workload_tag(name),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        pool_args = workload_node_pool_args(name, cfg)
+        pool_args["tags"] = [self.workload_tag_resource.name]
         self.workload_pool = do.KubernetesNodePool(
             f"{name}-workload",
             cluster_id=self.cluster.id,
-            **workload_node_pool_args(name, cfg),
+            **pool_args,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeCount"]),
         )
 

@@ -33,7 +33,7 @@ from components.security_config import (
     graph_problems,
     unknown_service,
 )
-from components.slo import SloConfig
+from components.slo_config import SloConfig
 
 Environment = Literal["dev", "staging", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
@@ -153,7 +153,9 @@ class PlatformConfig(ConfigModel):
             )
         problems += istio_problems(self.environment, self.istio)
         problems += ingress_problems(self.environment, self.ingress, self.dns_api_token)
-        problems += slo_problems(self.slos, self.services, self.observability.prometheus.retention)
+        problems += slo_problems(
+            self.environment, self.slos, self.services, self.observability.prometheus.retention
+        )
         if problems:
             raise ConfigError(problems)
         return self
@@ -168,10 +170,11 @@ def _days(duration: str) -> float:
 
 
 def slo_problems(
-    slos: SloConfig, services: tuple[MeshService, ...], retention: str
+    environment: str, slos: SloConfig, services: tuple[MeshService, ...], retention: str
 ) -> list[Problem]:
     """An objective must name a declared service, in that service's namespace, and Prometheus
-    must keep the whole 30-day error-budget window (plus a day of margin)."""
+    must keep the whole 30-day error-budget window (plus a day of margin). In production every
+    objective links a runbook: its alerts page someone."""
     problems = []
     if slos.objectives and _days(retention) < 31:
         problems.append(
@@ -185,6 +188,14 @@ def slo_problems(
     by_name = {s.name: s for s in services}
     for i, objective in enumerate(slos.objectives):
         key = f"slos.objectives[{i}]"
+        if environment == "production" and objective.runbook_url is None:
+            problems.append(
+                Problem(
+                    f"{key}.runbookUrl",
+                    MISSING,
+                    "is required in production: every page links the runbook of its objective",
+                )
+            )
         unknown = unknown_service(f"{key}.service", objective.service, services)
         if unknown:
             problems.append(unknown)

@@ -1,7 +1,14 @@
-"""Grafana dashboards: Istio's mesh, service, workload and control-plane dashboards (grafana.com,
-pinned revisions, provisioned by the chart) and our own SLO dashboard (error budget remaining,
-burn rates, SLI per objective) as a ConfigMap the Grafana sidecar picks up. The SLO panels query
-the recording rules `components/slo.py` generates, by the same names."""
+"""Grafana dashboards: Istio's mesh, service, workload and control-plane dashboards, provisioned
+by the chart from the istio/istio repository at the tag of the Istio release we run, and our own
+SLO dashboard (error budget remaining, burn rates, SLI per objective) as a ConfigMap the Grafana
+sidecar picks up. The SLO panels query the recording rules `components/slo.py` generates, by
+the same names.
+
+Why the git tag and not grafana.com revisions: Istio's release tooling uploads each dashboard to
+grafana.com (7639, 7636, 7630, 7645) as a new revision per release, and the revision numbers
+are neither documented per Istio version nor equal across dashboards, so a revision cannot be
+checked against the Istio we deploy. The files at tag `<istio version>` are exactly the ones
+that release ships (`samples/addons/grafana.yaml` bundles the same files)."""
 
 from __future__ import annotations
 
@@ -11,14 +18,16 @@ from typing import Any
 from components import mesh
 from components.metrics import DASHBOARD_LABEL, FOLDER_ANNOTATION, NS, PROMETHEUS_DATASOURCE_UID
 
-# Istio publishes every dashboard at each release under one revision number.
-ISTIO_DASHBOARD_REVISION = 225
+# Provider key -> file under manifests/addons/dashboards/ (verified present at tag 1.30.3).
 ISTIO_DASHBOARDS = {
-    "istio-mesh": 7639,
-    "istio-service": 7636,
-    "istio-workload": 7630,
-    "istio-control-plane": 7645,
+    "istio-mesh": "istio-mesh-dashboard.gen.json",
+    "istio-service": "istio-service-dashboard.json",
+    "istio-workload": "istio-workload-dashboard.json",
+    "istio-control-plane": "pilot-dashboard.gen.json",
 }
+ISTIO_DASHBOARDS_URL = (
+    "https://raw.githubusercontent.com/istio/istio/{tag}/manifests/addons/dashboards/{file}"
+)
 ISTIO_PROVIDER = "istio"
 
 # Recording rules of components/slo.py and the labels naming an objective (`slo`) and its
@@ -34,9 +43,11 @@ SLO_DASHBOARD = "slo-overview"
 SLO_DASHBOARD_UID = "mesh-slo-overview"
 
 
-def istio_dashboards_values() -> dict[str, Any]:
-    """`dashboardProviders` + `dashboards` for the grafana subchart: downloaded from grafana.com
-    at the pinned revision into their own `Istio` folder."""
+def istio_dashboards_values(istio_version: str) -> dict[str, Any]:
+    """`dashboardProviders` + `dashboards` for the grafana subchart: downloaded at start-up
+    from the Istio release's tag into their own `Istio` folder. No `datasource` rewrite: the
+    dashboards pick their data source through their own `datasource` variable, which defaults
+    to Grafana's default data source (Prometheus); the chart's rewrite is a line-based `sed`."""
     return {
         "dashboardProviders": {
             "dashboardproviders.yaml": {
@@ -56,12 +67,8 @@ def istio_dashboards_values() -> dict[str, Any]:
         },
         "dashboards": {
             ISTIO_PROVIDER: {
-                name: {
-                    "gnetId": gnet_id,
-                    "revision": ISTIO_DASHBOARD_REVISION,
-                    "datasource": "Prometheus",
-                }
-                for name, gnet_id in ISTIO_DASHBOARDS.items()
+                name: {"url": ISTIO_DASHBOARDS_URL.format(tag=istio_version, file=file)}
+                for name, file in ISTIO_DASHBOARDS.items()
             }
         },
     }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from components import mesh
 from components.cluster import WORKLOAD_POOL_LABEL
-from components.istio_config import Workload
+from components.workload import Workload, spread
 
 if TYPE_CHECKING:
     from components.config import PlatformConfig
@@ -30,50 +30,44 @@ EGRESS_PORTS: tuple[tuple[str, int, int], ...] = (
     ("http2", 80, 80),
     ("https", 443, 443),
 )
+# Tells DigitalOcean's cloud controller not to open the node ports of this NodePort Service to
+# 0.0.0.0/0 in the cluster's public-access firewall (its default for NodePort Services): only
+# our load balancer may reach them (ingress.py), so `ingress.sourceRanges` cannot be bypassed.
+DO_FIREWALL_MANAGED = "kubernetes.digitalocean.com/firewall-managed"
 # Pod annotation read by the injector: listeners expect a PROXY protocol header first.
 PROXY_PROTOCOL_CONFIG = json.dumps({"gatewayTopology": {"proxyProtocol": {}}}, sort_keys=True)
 
 
-def _scaling(workload: Workload) -> dict[str, Any]:
-    """Gateway chart: the HPA (when max > min) owns replicas; a PDB renders only above one."""
+def _gateway(workload: Workload, selector: dict[str, str], cfg: PlatformConfig) -> dict[str, Any]:
+    """What both gateways share: the revision tag, the selector labels, HPA + budget, and
+    placement on the workload pool, spread softly across nodes (a gateway scales under load
+    and must not wait for the autoscaler to add a node)."""
     return {
-        "replicaCount": workload.min_replicas,
+        "revision": cfg.istio.revision_tag,
+        "labels": dict(selector),
+        "replicaCount": workload.min_replicas,  # used only while autoscaling is off
         "autoscaling": {
             "enabled": workload.autoscaled,
             "minReplicas": workload.min_replicas,
             "maxReplicas": workload.max_replicas,
             "targetCPUUtilizationPercentage": 80,
         },
+        # The chart renders the budget only above one replica (at the minimum).
         "podDisruptionBudget": workload.pdb.helm(),
         "resources": workload.resources.helm(),
+        "nodeSelector": dict(WORKLOAD_POOL_LABEL),
+        "topologySpreadConstraints": spread(selector, hard=False),
     }
-
-
-def _spread(selector: dict[str, str]) -> list[dict[str, Any]]:
-    # Soft: gateways scale under load and must not wait for the autoscaler to add a node.
-    return [
-        {
-            "maxSkew": 1,
-            "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "nodeTaintsPolicy": "Honor",
-            "labelSelector": {"matchLabels": dict(selector)},
-            "matchLabelKeys": ["pod-template-hash"],
-        }
-    ]
 
 
 def ingress_gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     """Ingress gateway in `istio-ingress`, selected by `istio: ingressgateway`."""
     return {
-        "revision": cfg.istio.revision_tag,
-        "labels": dict(mesh.INGRESS_SELECTOR),
-        **_scaling(cfg.istio.ingress_gateway),
-        "nodeSelector": dict(WORKLOAD_POOL_LABEL),
-        "topologySpreadConstraints": _spread(mesh.INGRESS_SELECTOR),
+        **_gateway(cfg.istio.ingress_gateway, mesh.INGRESS_SELECTOR, cfg),
         "podAnnotations": {"proxy.istio.io/config": PROXY_PROTOCOL_CONFIG},
         "service": {
             "type": "NodePort",
+            "annotations": {DO_FIREWALL_MANAGED: "false"},
             # Any node forwards to a ready gateway pod; PROXY protocol carries the client IP.
             "externalTrafficPolicy": "Cluster",
             "ports": [
@@ -93,11 +87,7 @@ def ingress_gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
 def egress_gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     """Egress gateway in `istio-egress`: in-cluster only (ClusterIP)."""
     return {
-        "revision": cfg.istio.revision_tag,
-        "labels": dict(mesh.EGRESS_SELECTOR),
-        **_scaling(cfg.istio.egress_gateway),
-        "nodeSelector": dict(WORKLOAD_POOL_LABEL),
-        "topologySpreadConstraints": _spread(mesh.EGRESS_SELECTOR),
+        **_gateway(cfg.istio.egress_gateway, mesh.EGRESS_SELECTOR, cfg),
         "service": {
             "type": "ClusterIP",
             "ports": [

@@ -3,9 +3,11 @@ records for the exposed hosts, cert-manager TLS (`certificates.py`) and the publ
 
 One owner: the load balancer is a `digitalocean.LoadBalancer` targeting the workload pool by its
 droplet tag, never a Service of type LoadBalancer (the cloud controller would create and own a
-second one). It depends on the VPC only, not on the cluster or its pools, so rebuilding or
-replacing the cluster keeps the same load balancer and public IP, and DNS never changes. TCP
-passthrough on 80/443 (TLS terminates at the Istio gateway) with PROXY protocol on both ends.
+second one). It depends on the VPC and the workload droplet tag only (both outlive the cluster),
+not on the cluster or its pools, so rebuilding or replacing the cluster keeps the same load
+balancer and public IP, and DNS never changes. TCP passthrough on 80/443 (TLS terminates at the
+Istio gateway) with PROXY protocol on both ends. A firewall on the same tag admits the gateway
+node ports from this load balancer only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pulumi_digitalocean as do
 
 from components import mesh
 from components.certificates import (
+    CERT_MANAGER_RELEASE,
     CERT_MANAGER_REPOSITORY,
     CERT_MANAGER_VERSION,
     INGRESS_TLS_SECRET,
@@ -34,9 +37,15 @@ if TYPE_CHECKING:
     from components.namespaces import PlatformNamespaces
 
 HEALTH_PATH = "/healthz/ready"
+NODE_PORTS = (
+    mesh.INGRESS_HTTP_NODE_PORT,
+    mesh.INGRESS_HTTPS_NODE_PORT,
+    mesh.INGRESS_STATUS_NODE_PORT,
+)
+EVERYWHERE = ["0.0.0.0/0", "::/0"]
 
 
-def load_balancer_args(cfg: PlatformConfig, workload_tag: str) -> dict[str, Any]:
+def load_balancer_args(cfg: PlatformConfig, workload_tag: Any) -> dict[str, Any]:
     """Everything but the VPC id: forwarding, health check, PROXY protocol, firewall, size."""
     return {
         "name": f"{cfg.name}-ingress",
@@ -69,6 +78,31 @@ def load_balancer_args(cfg: PlatformConfig, workload_tag: str) -> dict[str, Any]
         },
         "enable_proxy_protocol": True,
         "firewall": {"allows": [f"cidr:{c}" for c in cfg.ingress.source_ranges]},
+    }
+
+
+def node_port_firewall_args(
+    cfg: PlatformConfig, workload_tag: Any, load_balancer_id: Any
+) -> dict[str, Any]:
+    """Workload nodes accept the gateway node ports from our load balancer only (DigitalOcean
+    firewalls also filter VPC traffic). Outbound stays open, as in the cluster's own firewalls;
+    rules of several firewalls on one droplet add up."""
+    return {
+        "name": f"{cfg.name}-ingress-node-ports",
+        "tags": [workload_tag],
+        "inbound_rules": [
+            {
+                "protocol": "tcp",
+                "port_range": str(port),
+                "source_load_balancer_uids": [load_balancer_id],
+            }
+            for port in NODE_PORTS
+        ],
+        "outbound_rules": [
+            {"protocol": protocol, "port_range": "all", "destination_addresses": EVERYWHERE}
+            for protocol in ("tcp", "udp")
+        ]
+        + [{"protocol": "icmp", "destination_addresses": EVERYWHERE}],
     }
 
 
@@ -134,7 +168,7 @@ class IngressEdge(pulumi.ComponentResource):
         cfg: PlatformConfig,
         *,
         vpc: do.Vpc,
-        workload_tag: str,
+        workload_tag: do.Tag,
         namespaces: PlatformNamespaces,
         istio: IstioControlPlane,
         project_id: pulumi.Input[str] | None = None,
@@ -144,10 +178,18 @@ class IngressEdge(pulumi.ComponentResource):
         protect = cfg.ingress.protect
         cloud = pulumi.ResourceOptions(parent=self, protect=protect)
 
+        # The workload pool's droplet tag (a resource of its own, see DoksCluster): the load
+        # balancer and firewall name it, so they wait for it, never for the cluster.
+        self.tag = workload_tag
         self.load_balancer = do.LoadBalancer(
-            f"{name}-lb", vpc_uuid=vpc.id, **load_balancer_args(cfg, workload_tag), opts=cloud
+            f"{name}-lb", vpc_uuid=vpc.id, **load_balancer_args(cfg, self.tag.name), opts=cloud
         )
         self.ip = self.load_balancer.ip
+        self.firewall = do.Firewall(
+            f"{name}-node-ports",
+            **node_port_firewall_args(cfg, self.tag.name, self.load_balancer.id),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
         self.domain: do.Domain | None = None
         self.records: list[do.DnsRecord] = []
@@ -184,7 +226,7 @@ class IngressEdge(pulumi.ComponentResource):
 
         cm_ns = namespaces.get(mesh.CERT_MANAGER_NAMESPACE)
         self.cert_manager = release(
-            "cert-manager",
+            CERT_MANAGER_RELEASE,
             "cert-manager",
             mesh.CERT_MANAGER_NAMESPACE,
             cert_manager_values(cfg),

@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 from components import mesh
 from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
 from components.gateways import egress_gateway_values, ingress_gateway_values
-from components.istio_config import Workload
+from components.workload import Workload, spread
 
 if TYPE_CHECKING:
     from components.config import PlatformConfig
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 ISTIO_VERSION = "1.30.3"
 ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
-HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"  # DOKS nodes carry no zone label
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -57,21 +56,6 @@ def replica_values(workload: Workload) -> dict[str, Any]:
     return {"autoscaleEnabled": False, "replicaCount": workload.min_replicas}
 
 
-def spread(match_labels: dict[str, str], hard: bool) -> list[dict[str, Any]]:
-    """One pod per node where possible. `Honor` keeps cordoned (draining) nodes out of the skew
-    count, so a hard constraint never leaves an evicted pod pending during a drain."""
-    return [
-        {
-            "maxSkew": 1,
-            "topologyKey": HOSTNAME_TOPOLOGY,
-            "whenUnsatisfiable": "DoNotSchedule" if hard else "ScheduleAnyway",
-            "nodeTaintsPolicy": "Honor",
-            "labelSelector": {"matchLabels": dict(match_labels)},
-            "matchLabelKeys": ["pod-template-hash"],
-        }
-    ]
-
-
 def system_pool_toleration() -> dict[str, str]:
     return {
         "key": SYSTEM_POOL_TAINT["key"],
@@ -85,7 +69,8 @@ def base_values(cfg: PlatformConfig) -> dict[str, Any]:
     """Base chart: CRDs, and the default validator pointed at our revision's istiod."""
     return {
         "defaultRevision": cfg.istio.revision,
-        # Rendered without IsUpgrade the webhook would flip Ignore -> Fail on every apply.
+        # Fail closed from the first install (the chart would render Ignore and let istiod
+        # flip it): Istio CRs wait for istiod in the graph, so nothing is refused by accident.
         "base": {"validationFailurePolicy": "Fail"},
     }
 
@@ -103,7 +88,8 @@ def mesh_config_values(cfg: PlatformConfig) -> dict[str, Any]:
 
 
 def istiod_pod_labels(cfg: PlatformConfig) -> dict[str, str]:
-    """Labels the chart puts on istiod pods (selector of its PDB, spread and HPA)."""
+    """Labels the chart selects istiod pods by when a revision is set (its Deployment and PDB
+    selector), so the spread counts exactly this revision's pods."""
     return {"app": "istiod", mesh.REVISION_LABEL: cfg.istio.revision}
 
 
@@ -121,7 +107,9 @@ def istiod_values(cfg: PlatformConfig, mesh_config: dict[str, Any]) -> dict[str,
         "nodeSelector": dict(SYSTEM_POOL_LABEL),
         "tolerations": [system_pool_toleration()],
         "topologySpreadConstraints": spread(istiod_pod_labels(cfg), hard=True),
-        "traceSampling": istio.trace_sampling,
+        # One sampling setting for the mesh: the Telemetry resource's percentage; istiod's
+        # legacy default (a percentage too: 1.0 means 1%) is kept equal to it.
+        "traceSampling": cfg.observability.tracing.sampling_percentage,
         "meshConfig": deep_merge(mesh_config_values(cfg), mesh_config),
         "base": {"validationFailurePolicy": "Fail"},
         "global": {
@@ -189,19 +177,13 @@ class IstioControlPlane(pulumi.ComponentResource):
             istiod_values(cfg, mesh_config),
             child(self.base, system_ns, *istiod_depends_on),
         )
-        self.ingress_gateway = release(
-            mesh.INGRESS_GATEWAY,
-            "gateway",
-            mesh.INGRESS_NAMESPACE,
-            ingress_gateway_values(cfg),
-            child(self.istiod, namespaces.get(mesh.INGRESS_NAMESPACE)),
-        )
-        self.egress_gateway = release(
-            mesh.EGRESS_GATEWAY,
-            "gateway",
-            mesh.EGRESS_NAMESPACE,
-            egress_gateway_values(cfg),
-            child(self.istiod, namespaces.get(mesh.EGRESS_NAMESPACE)),
+        # Gateways get their proxy image injected by istiod: installed once istiod is ready.
+        self.ingress_gateway, self.egress_gateway = (
+            release(name, "gateway", ns, values, child(self.istiod, namespaces.get(ns)))
+            for name, ns, values in (
+                (mesh.INGRESS_GATEWAY, mesh.INGRESS_NAMESPACE, ingress_gateway_values(cfg)),
+                (mesh.EGRESS_GATEWAY, mesh.EGRESS_NAMESPACE, egress_gateway_values(cfg)),
+            )
         )
         self.crds_ready: list[pulumi.Resource] = [self.base, self.istiod]
         self.revision = cfg.istio.revision

@@ -1,21 +1,42 @@
 """Kiali, the mesh console: kiali-server chart values. Login is a Kubernetes token (or OpenID
 when configured), never anonymous; Prometheus, Grafana and Tempo are reached through the
-in-cluster Service names their charts create (see the URL constants of each module)."""
+in-cluster Service names their charts create (see the URL constants of each module).
+
+Credentials never enter the values: Kiali reads them from Secrets named with the chart's
+`secret:<name>:<key>` form, which the chart mounts. The login-token signing key in particular
+is ours: left empty, the chart renders a fresh random key into its ConfigMap on every render,
+so each `pulumi up` would diff, restart Kiali and log everyone out."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from components import mesh
-from components.metrics import GRAFANA_URL, PROMETHEUS_DATASOURCE_UID, PROMETHEUS_URL
+from components.metrics import (
+    GRAFANA_ADMIN_SECRET,
+    GRAFANA_ADMIN_USER,
+    GRAFANA_PASSWORD_KEY,
+    GRAFANA_URL,
+    PROMETHEUS_DATASOURCE_UID,
+    PROMETHEUS_URL,
+)
 from components.observability_config import ObservabilityConfig
 from components.tracing import TEMPO_DATASOURCE_UID, TEMPO_URL
 
 KIALI_CHART = "kiali-server"
 KIALI_VERSION = "2.29.0"
 KIALI_REPO = "https://kiali.org/helm-charts"
-KIALI_RELEASE = "kiali"
+KIALI_RELEASE = "kiali"  # = deployment.instance_name: Service, ServiceAccount, Deployment
 KIALI_PORT = 20001  # server.port
+KIALI_WEB_ROOT = "/kiali"  # the chart's default web root outside OpenShift
+SIGNING_SECRET = "kiali-signing-key"
+SIGNING_KEY = "key"
+SIGNING_KEY_LENGTH = 32  # Kiali accepts 16, 24 or 32 characters (an AES key)
+
+
+def secret_ref(name: str, key: str) -> str:
+    """Kiali's reference to a Secret value; the chart mounts it into the pod."""
+    return f"secret:{name}:{key}"
 
 
 def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
@@ -28,6 +49,7 @@ def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
         }
     return {
         "auth": auth,
+        "login_token": {"signing_key": secret_ref(SIGNING_SECRET, SIGNING_KEY)},
         "deployment": {
             "cluster_wide_access": True,
             "view_only_mode": False,
@@ -40,6 +62,12 @@ def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
                 "enabled": True,
                 "internal_url": GRAFANA_URL,
                 "datasource_uid": PROMETHEUS_DATASOURCE_UID,
+                # Grafana has no anonymous access: Kiali looks dashboards up as admin.
+                "auth": {
+                    "type": "basic",
+                    "username": GRAFANA_ADMIN_USER,
+                    "password": secret_ref(GRAFANA_ADMIN_SECRET, GRAFANA_PASSWORD_KEY),
+                },
             },
             "tracing": {
                 "enabled": True,
@@ -50,4 +78,19 @@ def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
                 "tempo_config": {"datasource_uid": TEMPO_DATASOURCE_UID, "url_format": "grafana"},
             },
         },
+    }
+
+
+def signing_key_secret(key: Any) -> dict[str, Any]:
+    """Kiali's login-token signing key, from a Pulumi-generated random string."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": SIGNING_SECRET,
+            "namespace": mesh.MONITORING_NAMESPACE,
+            "labels": mesh.labels("kiali"),
+        },
+        "type": "Opaque",
+        "stringData": {SIGNING_KEY: key},
     }

@@ -96,6 +96,9 @@ def loki_values(cfg: ObservabilityConfig, *, bucket: str | None, region: str) ->
             "compactor": {"retention_enabled": True, "delete_request_store": store},
         },
         "singleBinary": single,
+        # The gateway is the one entry point for pushes and queries: not a single pod when the
+        # backend itself is replicated.
+        "gateway": {"replicas": 2 if logs.replicas > 1 else 1},
         # Monolithic mode: the other targets run nothing.
         "read": {"replicas": 0},
         "write": {"replicas": 0},

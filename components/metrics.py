@@ -1,7 +1,7 @@
 """Metrics and alerting: kube-prometheus-stack values (Prometheus, Alertmanager, Grafana), the
-Alertmanager routing by `severity`, the Secrets holding receiver URLs and Grafana's admin login,
-and the PodMonitor/ServiceMonitor that scrape Istio as Istio documents for the Prometheus
-Operator. Pure builders only: `observability.py` registers what they return."""
+Alertmanager routing by `severity`, and the Secrets holding receiver URLs and Grafana's admin
+login. What Prometheus scrapes is in `scraping.py`. Pure builders only: `observability.py`
+registers what they return."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ PROMETHEUS_DATASOURCE_UID = "prometheus"  # kps default: grafana.sidecar.datasou
 
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_ADMIN_USER = "admin"
+GRAFANA_USER_KEY, GRAFANA_PASSWORD_KEY = "admin-user", "admin-password"  # keys in that Secret
 RECEIVERS_SECRET = "alertmanager-receivers"
 # alertmanagerSpec.secrets are mounted at /etc/alertmanager/secrets/<secret>/<key>.
 RECEIVER_KEYS = {"pager": "pager-url", "ticket": "ticket-url"}
@@ -156,8 +157,8 @@ def prometheus_stack_values(
         "grafana": {
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
-                "userKey": "admin-user",
-                "passwordKey": "admin-password",
+                "userKey": GRAFANA_USER_KEY,
+                "passwordKey": GRAFANA_PASSWORD_KEY,
             },
             "persistence": {
                 "enabled": True,
@@ -195,7 +196,7 @@ def grafana_admin_secret(password: Any) -> dict[str, Any]:
             "labels": mesh.labels("grafana"),
         },
         "type": "Opaque",
-        "stringData": {"admin-user": GRAFANA_ADMIN_USER, "admin-password": password},
+        "stringData": {GRAFANA_USER_KEY: GRAFANA_ADMIN_USER, GRAFANA_PASSWORD_KEY: password},
     }
 
 
@@ -211,99 +212,4 @@ def receivers_secret(urls: dict[str, Any]) -> dict[str, Any]:
         },
         "type": "Opaque",
         "stringData": {RECEIVER_KEYS[name]: url for name, url in urls.items()},
-    }
-
-
-def envoy_pod_monitor(namespace: str) -> dict[str, Any]:
-    """Istio's `envoy-stats-monitor`, scoped to one mesh namespace. It scrapes the merged
-    metrics the sidecar agent serves in plain text on :15020 (the port the injector writes into
-    `prometheus.io/port`), which the sidecar does not intercept: it works under STRICT mTLS."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PodMonitor",
-        "metadata": {
-            "name": "envoy-stats-monitor",
-            "namespace": namespace,
-            "labels": mesh.labels("envoy-stats-monitor", monitoring="istio-proxies"),
-        },
-        "spec": {
-            "selector": {
-                "matchExpressions": [{"key": "istio-prometheus-ignore", "operator": "DoesNotExist"}]
-            },
-            "namespaceSelector": {"matchNames": [namespace]},
-            "jobLabel": "envoy-stats",
-            "podMetricsEndpoints": [
-                {
-                    "path": "/stats/prometheus",
-                    "interval": "15s",
-                    "relabelings": _envoy_relabelings(),
-                }
-            ],
-        },
-    }
-
-
-def _envoy_relabelings() -> list[dict[str, Any]]:
-    """Verbatim from istio/istio samples/addons/extras/prometheus-operator.yaml (1.30.3)."""
-    port_ip = [
-        "__meta_kubernetes_pod_annotation_prometheus_io_port",
-        "__meta_kubernetes_pod_ip",
-    ]
-    return [
-        {
-            "action": "keep",
-            "sourceLabels": ["__meta_kubernetes_pod_container_name"],
-            "regex": "istio-proxy",
-        },
-        {
-            "action": "keep",
-            "sourceLabels": ["__meta_kubernetes_pod_annotationpresent_prometheus_io_scrape"],
-        },
-        {
-            "action": "replace",
-            "regex": r"(\d+);(([A-Fa-f0-9]{1,4}::?){1,7}[A-Fa-f0-9]{1,4})",
-            "replacement": "[$2]:$1",
-            "sourceLabels": port_ip,
-            "targetLabel": "__address__",
-        },
-        {
-            "action": "replace",
-            "regex": r"(\d+);((([0-9]+?)(\.|$)){4})",
-            "replacement": "$2:$1",
-            "sourceLabels": port_ip,
-            "targetLabel": "__address__",
-        },
-        {"action": "labeldrop", "regex": "__meta_kubernetes_pod_label_(.+)"},
-        {
-            "sourceLabels": ["__meta_kubernetes_namespace"],
-            "action": "replace",
-            "targetLabel": "namespace",
-        },
-        {
-            "sourceLabels": ["__meta_kubernetes_pod_name"],
-            "action": "replace",
-            "targetLabel": "pod",
-        },
-    ]
-
-
-def istiod_service_monitor() -> dict[str, Any]:
-    """Istio's `istio-component-monitor`: istiod's plain-text `http-monitoring` port (15014)."""
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        "metadata": {
-            "name": "istio-component-monitor",
-            "namespace": NS,
-            "labels": mesh.labels("istio-component-monitor", monitoring="istio-components"),
-        },
-        "spec": {
-            "jobLabel": "istio",
-            "targetLabels": ["app"],
-            "selector": {
-                "matchExpressions": [{"key": "istio", "operator": "In", "values": ["pilot"]}]
-            },
-            "namespaceSelector": {"matchNames": [mesh.ROOT_NAMESPACE]},
-            "endpoints": [{"port": "http-monitoring", "interval": "15s"}],
-        },
     }

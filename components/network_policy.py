@@ -6,6 +6,10 @@ declared cross-namespace calls).
 Why both this and AuthorizationPolicy: authorization is enforced by the sidecar; a pod without
 one (or a compromised one) is still fenced in by the CNI. Namespaces are matched on
 `kubernetes.io/metadata.name`, which Kubernetes sets on every namespace, unlike `name`.
+An external host reached without the egress gateway opens only its port towards public
+addresses (NetworkPolicy has no host names); the egress gateway is the tight option.
+Kubelet probes need no opening: they come from the pod's own node, which Cilium (DOKS) always
+admits (`allow-localhost`), and Istio rewrites HTTP probes to the agent port anyway.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from components import mesh
-from components.security_config import MeshService
+from components.security_config import ExternalHost, MeshService
 from components.tracing import TEMPO_OTLP_GRPC_PORT
 
 NS_LABEL = "kubernetes.io/metadata.name"
 DNS_NAMESPACE = "kube-system"
 METRICS_PORTS = (mesh.MERGED_METRICS_PORT, mesh.ENVOY_METRICS_PORT)
+# Never "the internet": private (RFC 1918, so also the VPC, pods and Services), CGNAT and
+# link-local (the droplet metadata service) ranges.
+NOT_PUBLIC = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 
 
 def namespace_selector(namespace: str) -> dict[str, Any]:
@@ -128,5 +135,21 @@ def graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict
     return out
 
 
-def network_policies(namespace: str, services: Sequence[MeshService]) -> list[dict[str, Any]]:
-    return base_policies(namespace) + graph_policies(namespace, services)
+def external_policies(namespace: str, hosts: Sequence[ExternalHost]) -> list[dict[str, Any]]:
+    """Ports of the external hosts this namespace reaches directly (not through the egress
+    gateway), towards public addresses only; which host is still decided by the sidecar."""
+    ports = sorted({h.port for h in hosts if namespace in h.namespaces and not h.egress_gateway})
+    if not ports:
+        return []
+    return [network_policy(namespace, "allow-external-hosts", {
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(NOT_PUBLIC)}}],
+                    "ports": _tcp(*ports)}],
+    })]
+
+
+def network_policies(
+    namespace: str, services: Sequence[MeshService], hosts: Sequence[ExternalHost] = ()
+) -> list[dict[str, Any]]:
+    return (base_policies(namespace) + graph_policies(namespace, services)
+            + external_policies(namespace, hosts))

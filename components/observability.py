@@ -6,7 +6,8 @@ monitors and the mesh-wide Telemetry.
 Helm: kube-prometheus-stack is a `helm.v3.Release` because the chart relies on hooks (the
 admission-webhook certificate Jobs run as pre/post-install hooks) that `helm.v4.Chart` drops.
 Tempo, Loki, the log collector and Kiali have no hooks we use, so they are `helm.v4.Chart`s:
-one preview diff per rendered object for review.
+one preview diff per rendered object for review. None of those charts renders a Prometheus
+Operator object (their monitors are off; ours are in `scraping.py`), so none needs the CRDs.
 
 Graph: everything waits only for the namespace (and its Secrets); Prometheus Operator objects
 wait for the kube-prometheus-stack release (its CRDs); the Telemetry waits for Istio's CRDs.
@@ -22,7 +23,8 @@ import pulumi_digitalocean as do
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import dashboards, kiali, logs, mesh, metrics, tracing
+from components import dashboards, kiali, logs, mesh, metrics, scraping, tracing
+from components.istio import ISTIO_VERSION, release
 from components.objects import register
 
 if TYPE_CHECKING:
@@ -88,18 +90,16 @@ class Observability(pulumi.ComponentResource):
             pager="pager" in configured,
             ticket="ticket" in configured,
             datasources=grafana_datasources(),
-            dashboards=dashboards.istio_dashboards_values(),
+            dashboards=dashboards.istio_dashboards_values(ISTIO_VERSION),
         )
-        self.prometheus_stack = k8s.helm.v3.Release(
-            "kube-prometheus-stack",
-            name=metrics.KPS_RELEASE,
-            chart=metrics.KPS_CHART,
+        self.prometheus_stack = release(
+            metrics.KPS_RELEASE,
+            metrics.KPS_CHART,
+            ns_name,
+            kps_values,
+            self._opts(depends_on=[self.namespace, grafana_secret, receivers]),
             version=metrics.KPS_VERSION,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=metrics.KPS_REPO),
-            namespace=ns_name,
-            values=kps_values,
-            timeout=900,
-            opts=self._opts(depends_on=[self.namespace, grafana_secret, receivers]),
+            repository=metrics.KPS_REPO,
         )
 
         self._chart(
@@ -119,25 +119,29 @@ class Observability(pulumi.ComponentResource):
             logs.collector_values(),
             in_ns,
         )
+        signing_key = random.RandomPassword(
+            "kiali-signing-key", length=kiali.SIGNING_KEY_LENGTH, special=False, opts=self._opts()
+        )
+        signing = self._secret(kiali.signing_key_secret(signing_key.result), in_ns)
         self._chart(
             kiali.KIALI_RELEASE,
             kiali.KIALI_CHART,
             kiali.KIALI_VERSION,
             kiali.KIALI_REPO,
             kiali.kiali_values(obs),
-            in_ns,
+            # The Secrets it mounts (signing key, Grafana login) exist before its pod starts.
+            self._opts(depends_on=[self.namespace, signing, grafana_secret]),
         )
         self._object(dashboards.slo_dashboard_configmap(), in_ns)
 
         # Prometheus Operator objects need the operator's CRDs, i.e. the release.
         for ns in scraped_namespaces(cfg):
             self._object(
-                metrics.envoy_pod_monitor(ns),
+                scraping.envoy_pod_monitor(ns),
                 self._opts(depends_on=[self.prometheus_stack, namespaces.get(ns)]),
             )
-        self._object(
-            metrics.istiod_service_monitor(), self._opts(depends_on=[self.prometheus_stack])
-        )
+        for monitor in (scraping.istiod_service_monitor(), scraping.tempo_service_monitor()):
+            self._object(monitor, self._opts(depends_on=[self.prometheus_stack]))
         self.telemetry = self._object(
             tracing.telemetry(cfg.environment, obs), self._opts(depends_on=list(crds_ready))
         )

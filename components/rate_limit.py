@@ -1,7 +1,9 @@
 """Ingress protection: Envoy's local rate limit on the ingress gateway only.
 
-EnvoyFilter is still `networking.istio.io/v1alpha3` (there is no v1). The token bucket is per
-gateway replica; requests over it get 429 before they reach any workload.
+EnvoyFilter is still `networking.istio.io/v1alpha3` (there is no v1). The filter goes into the
+gateway's HTTP connection manager just before the router (after Istio's own filters), as in
+Istio's "local rate limit" task with `context: GATEWAY`. The token bucket is per gateway
+replica; requests over it get 429 before they reach any workload.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ LOCAL_RATE_LIMIT_TYPE = (
 )
 
 
-def _percent(value: int) -> dict[str, Any]:
+def _percent(value: int, runtime_key: str) -> dict[str, Any]:
+    """A fraction of requests, overridable at runtime under `runtime_key` (Envoy's own)."""
     return {"default_value": {"numerator": value, "denominator": "HUNDRED"},
-            "runtime_key": "local_rate_limit_enabled"}
+            "runtime_key": runtime_key}
 
 
 def local_rate_limit(cfg: RateLimit) -> dict[str, Any]:
@@ -36,8 +39,8 @@ def local_rate_limit(cfg: RateLimit) -> dict[str, Any]:
             "@type": LOCAL_RATE_LIMIT_TYPE,
             "stat_prefix": "http_local_rate_limiter",
             "token_bucket": bucket,
-            "filter_enabled": _percent(100),
-            "filter_enforced": _percent(100),
+            "filter_enabled": _percent(100, "local_rate_limit_enabled"),
+            "filter_enforced": _percent(100, "local_rate_limit_enforced"),
             "response_headers_to_add": [{
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                 "header": {"key": "x-local-rate-limit", "value": "true"},

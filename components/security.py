@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pulumi
 
 from components.authorization import authorization_policies, peer_authentications
-from components.egress import egress_objects
+from components.egress import egress_objects, gateway_policies
 from components.mesh_ca import MeshCertificateAuthority
 from components.network_policy import network_policies
 from components.objects import register
@@ -36,12 +36,15 @@ def mesh_config(cfg: PlatformConfig) -> dict[str, Any]:
 def security_objects(cfg: PlatformConfig) -> list[dict[str, Any]]:
     """Every object the layer authors, in registration order."""
     names = [ns.name for ns in cfg.mesh_namespaces]
+    permissive = [ns.name for ns in cfg.mesh_namespaces if ns.mtls == "permissive"]
+    hosts = cfg.security.external_hosts
     objects = peer_authentications(cfg.mesh_namespaces, cfg.services)
-    objects += authorization_policies(names, cfg.services)
+    objects += authorization_policies(names, cfg.services, permissive)
     for ns in names:
-        objects += network_policies(ns, cfg.services)
-    for ext in cfg.security.external_hosts:
+        objects += network_policies(ns, cfg.services, hosts)
+    for ext in hosts:
         objects += egress_objects(ext)
+    objects += gateway_policies(hosts)
     if cfg.security.ingress_rate_limit.enabled:
         objects.append(local_rate_limit(cfg.security.ingress_rate_limit))
     return objects

@@ -247,6 +247,12 @@ def graph_problems(
     if security.outbound_traffic_policy == "ALLOW_ANY" and environment != "dev":
         problems.append(Problem("security.outboundTrafficPolicy", "ALLOW_ANY",
                                 f"must be REGISTRY_ONLY in {environment}; ALLOW_ANY is dev-only"))
+    ca = security.mesh_ca
+    if not 0 <= ca.early_renewal_hours < ca.intermediate_validity_hours:
+        problems.append(Problem("security.meshCa.earlyRenewalHours", ca.early_renewal_hours,
+                                "must be at least 0 and less than intermediateValidityHours "
+                                f"({ca.intermediate_validity_hours}), else every `pulumi up` "
+                                "re-issues the intermediate"))
     if environment == "production" and not security.mesh_ca.protect:
         problems.append(Problem("security.meshCa.protect", False,
                                 "must be true in production (the mesh CA is identity-bearing)"))

@@ -1,166 +1,41 @@
-"""Service level objectives for mesh services: the `slos` config section, the Prometheus rules
-derived from Istio's request metrics (error-ratio SLIs over the SRE Workbook windows,
-multi-window multi-burn-rate alerts, 30-day error budget) and the `SloRules` component that
-registers one Prometheus Operator `PrometheusRule` per objective.
+"""Service level objectives for mesh services: the Prometheus rules derived from Istio's request
+metrics (error-ratio SLIs over the SRE Workbook windows, multi-window multi-burn-rate alerts,
+30-day error budget) and the `SloRules` component that registers one Prometheus Operator
+`PrometheusRule` per objective.
 
-The generated promtool unit tests for these rules live in `slo_tests.py`."""
+The config models are in `slo_config.py`; the generated promtool unit tests in `slo_tests.py`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import pulumi
-from pydantic import field_validator
 
 from components import mesh
-from components.model import ConfigModel, dns_label
 from components.objects import register
-
-# Envoy's default bounds (ms) of istio_request_duration_milliseconds in Istio 1.30. Prometheus
-# can only count requests under a bucket bound, so a latency threshold must be one of them.
-ISTIO_DURATION_BUCKETS_MS: tuple[float, ...] = (
-    0.5,
-    1,
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10000,
-    30000,
-    60000,
-    300000,
-    600000,
-    1800000,
-    3600000,
+from components.slo_config import (
+    BURN_TIERS,
+    PERIOD,
+    SloObjective,
+    envoy_le,
+    prometheus3_le,
 )
+
 SLI_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-PERIOD = "30d"
-
-
-class BurnTier(NamedTuple):
-    severity: str
-    long: str
-    short: str
-    factor: float
-
-
-# SRE Workbook ch. 5 tiers for a 30-day period (Sloth's google-30d windows): 2 % of the budget
-# spent in 1h or 5 % in 6h pages; 10 % in 1d or in 3d raises a ticket.
-BURN_TIERS: tuple[BurnTier, ...] = (
-    BurnTier("page", "1h", "5m", 14.4),
-    BurnTier("page", "6h", "30m", 6.0),
-    BurnTier("ticket", "1d", "2h", 3.0),
-    BurnTier("ticket", "3d", "6h", 1.0),
-)
 # The short windows already keep blips from alerting; `for` only rides out a bad evaluation.
 ALERT_FOR: dict[str, str] = {"page": "2m", "ticket": "15m"}
-# At or below this target even a total outage burns less than 14.4x: nothing could ever page.
-MIN_TARGET = 100 * (1 - 1 / max(t.factor for t in BURN_TIERS))
 RULE_NAMESPACE = mesh.MONITORING_NAMESPACE
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
-
-
-def _percent(value: float) -> float:
-    if not 0 < value < 100:
-        raise ValueError("must be a percentage strictly between 0 and 100, e.g. 99.9")
-    if value <= MIN_TARGET:
-        raise ValueError(
-            f"must be above {MIN_TARGET:.2f}: at lower targets even a total outage burns the "
-            "error budget less than 14.4 times as fast as allowed, so it would never page"
-        )
-    return value
-
-
-def envoy_le(bound: float) -> str:
-    """`le` as Envoy writes it (fmt `{:.32g}`) and Prometheus 2 stores it: 0.5, 250, 3600000."""
-    return format(float(bound), ".32g")
-
-
-def prometheus3_le(bound: float) -> str:
-    """`le` as Prometheus 3 normalises it on ingestion (Go FormatOpenMetricsFloat): 250.0,
-    0.5, 3.6e+06. Rules that only match "250" find nothing after an upgrade to Prometheus 3."""
-    d = Decimal(repr(float(bound))).normalize()
-    _, digits, exponent = d.as_tuple()
-    exp = len(digits) + int(exponent) - 1
-    if exp < -4 or exp >= 6:
-        mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if digits[1:] else "")
-        return f"{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
-    text = format(d, "f")
-    return text if "." in text else text + ".0"
-
-
-class LatencyObjective(ConfigModel):
-    """Share of requests served within `thresholdMs`, a histogram bucket bound."""
-
-    threshold_ms: float
-    target: float
-
-    _target = field_validator("target")(_percent)
-
-    @field_validator("threshold_ms")
-    @classmethod
-    def _bucket(cls, v: float) -> float:
-        if v not in ISTIO_DURATION_BUCKETS_MS:
-            valid = ", ".join(envoy_le(b) for b in ISTIO_DURATION_BUCKETS_MS)
-            raise ValueError(
-                "must be a bucket bound of Istio's default istio_request_duration_milliseconds "
-                f"histogram (ms), one of: {valid}"
-            )
-        return float(v)
-
-
-class SloObjective(ConfigModel):
-    """One mesh service's objective: availability (share of non-5xx answers), optionally
-    latency."""
-
-    name: str
-    service: str
-    namespace: str
-    availability: float
-    latency: LatencyObjective | None = None
-    runbook_url: str | None = None
-
-    _names = field_validator("name", "service", "namespace")(dns_label)
-    _availability = field_validator("availability")(_percent)
-
-    @field_validator("runbook_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"https?://[^\s/]+\S*", v):
-            raise ValueError("must be an http(s) URL such as 'https://runbooks.example.com/slo'")
-        return v
-
-
-class SloConfig(ConfigModel):
-    """The `slos` section: objectives, judged over a fixed 30-day window."""
-
-    objectives: tuple[SloObjective, ...] = ()
-    window: Literal["30d"] = "30d"
-
-    DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        env: {"objectives": [], "window": PERIOD} for env in ("dev", "staging", "production")
-    }
-
-    @field_validator("objectives")
-    @classmethod
-    def _unique(cls, v: tuple[SloObjective, ...]) -> tuple[SloObjective, ...]:
-        """Names become rule, group and resource names, and the `slo` label."""
-        seen: set[str] = set()
-        for objective in v:
-            if objective.name in seen:
-                raise ValueError(f"objective names must be unique; {objective.name!r} repeats")
-            seen.add(objective.name)
-        return v
+# A failed request: the server answered 5xx, or (gRPC, answered with HTTP 200) a gRPC status
+# that is the server's fault: UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+# Client mistakes (4xx, INVALID_ARGUMENT, NOT_FOUND, ...) do not spend the budget.
+HTTP_ERROR = 'response_code=~"5.."'
+GRPC_ERROR = 'grpc_response_status=~"2|4|13|14|15"'
+NOT_FAILED = ('response_code!~"5.."', 'grpc_response_status!~"2|4|13|14|15"')
 
 
 # --- PromQL ------------------------------------------------------------------------------------
@@ -199,40 +74,53 @@ def le_matcher(bound: float) -> str:
 
 def slis(o: SloObjective) -> list[Sli]:
     """Availability always, latency when configured; both count server-side reports only
-    (reporter="destination"): adding the client-side ones would count each request twice."""
+    (reporter="destination"): adding the client-side ones would count each request twice.
+
+    Availability: failed requests (HTTP 5xx, or a gRPC server error behind HTTP 200) over all.
+    Latency: among requests that did NOT fail, the share slower than the threshold. A failure
+    spends the availability budget only; counting it in latency too would let a flood of fast
+    503s make the latency SLI look better, and slow timeouts spend two budgets at once."""
 
     def rate(metric: str, *extra: str) -> str:
-        sel = [
-            'reporter="destination"',
-            f'destination_service_name="{o.service}"',
-            f'destination_service_namespace="{o.namespace}"',
-            *extra,
-        ]
-        return f"sum(rate({metric}{{{','.join(sel)}}}[$window]))"
+        return f"sum({_rate(o, metric, *extra)})"
 
+    failed = (
+        f"sum({_rate(o, 'istio_requests_total', HTTP_ERROR)} or "
+        f"{_rate(o, 'istio_requests_total', GRPC_ERROR)})"
+    )
     out = [
         Sli(
             "availability",
             o.availability,
-            rate("istio_requests_total", 'response_code=~"5.."'),
+            failed,  # `or`: a series with both a 5xx and a gRPC error counts once
             rate("istio_requests_total"),
-            "requests answered without a 5xx",
+            "requests answered without a server error (HTTP 5xx or gRPC server status)",
         )
     ]
     if o.latency:
         hist = "istio_request_duration_milliseconds_bucket"
-        total = rate(hist, 'le="+Inf"')
-        fast = rate(hist, le_matcher(o.latency.threshold_ms))
+        total = rate(hist, *NOT_FAILED, 'le="+Inf"')
+        fast = rate(hist, *NOT_FAILED, le_matcher(o.latency.threshold_ms))
         out.append(
             Sli(
                 "latency",
                 o.latency.target,
                 f"({total} - {fast})",
                 total,
-                f"requests served within {envoy_le(o.latency.threshold_ms)} ms",
+                f"successful requests served within {envoy_le(o.latency.threshold_ms)} ms",
             )
         )
     return out
+
+
+def _rate(o: SloObjective, metric: str, *extra: str) -> str:
+    sel = [
+        'reporter="destination"',
+        f'destination_service_name="{o.service}"',
+        f'destination_service_namespace="{o.namespace}"',
+        *extra,
+    ]
+    return f"rate({metric}{{{','.join(sel)}}}[$window])"
 
 
 def sli_labels(o: SloObjective, sli: Sli) -> dict[str, str]:

@@ -3,7 +3,9 @@ synthetic Istio traffic shows that (a) a full outage pages within 5 minutes (or 
 1h/14.4x tier allows for low targets) and stops paging once the short windows recover, (b) a burn
 just under each page threshold does not page while just over does, (c) a slow burn raises a
 ticket and no page, and (d) no traffic raises nothing. Decoy series (the client-side reporter,
-other services) burn their whole budget throughout, so a loose selector fails the tests."""
+other services, and for latency this service's failed requests) burn their whole budget
+throughout, so a loose selector fails the tests. Availability failures arrive as 5xx, as gRPC
+errors behind HTTP 200 and as both at once, so a missed or double-counted kind fails them too."""
 
 from __future__ import annotations
 
@@ -16,19 +18,16 @@ from typing import Any
 
 from components.slo import (
     ALERT_FOR,
-    BURN_TIERS,
-    ISTIO_DURATION_BUCKETS_MS,
     Sli,
-    SloObjective,
     alert_annotations,
     alert_labels,
     alert_name,
     budget,
-    envoy_le,
     num,
     sli_labels,
     slis,
 )
+from components.slo_config import BURN_TIERS, ISTIO_DURATION_BUCKETS_MS, SloObjective, envoy_le
 
 RULE_FILE = "slo-rules.yml"
 PER_MINUTE = Decimal(100_000)  # requests a minute at the destination, about 1.7k rps
@@ -150,11 +149,22 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
     if sli.kind == "availability":
         metric = "istio_requests_total"
         mine = {"reporter": "destination", **who, **dest}
+        ok = {"response_code": "200"}
+        grpc_ok = {**ok, "grpc_response_status": "0"}
         out += [
-            (_series(metric, {**mine, "response_code": "200"}), [g * 99 / 100 for g in good],
-             start),
+            # Successes and client errors (a 404, a gRPC NOT_FOUND) spend no budget.
+            (_series(metric, {**mine, **ok}), [g * 97 / 100 for g in good], start),
+            (_series(metric, {**mine, **grpc_ok}), [g / 100 for g in good], start),
             (_series(metric, {**mine, "response_code": "404"}), [g / 100 for g in good], start),
-            (_series(metric, {**mine, "response_code": "503"}), bad, start),
+            (_series(metric, {**mine, **ok, "grpc_response_status": "5"}),
+             [g / 100 for g in good], start),
+            # Failures: a 503, a gRPC UNAVAILABLE behind HTTP 200, and one series that is both
+            # (it must count once).
+            (_series(metric, {**mine, "response_code": "503"}), [x / 2 for x in bad], start),
+            (_series(metric, {**mine, **ok, "grpc_response_status": "14"}),
+             [x / 4 for x in bad], start),
+            (_series(metric, {**mine, "response_code": "503", "grpc_response_status": "14"}),
+             [x / 4 for x in bad], start),
         ]
         out += [(_series(metric, {**d, "response_code": "503"}), all_bad, start) for d in decoys]
     else:
@@ -165,13 +175,16 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
         upper = ISTIO_DURATION_BUCKETS_MS[i + 1] if i + 1 < len(ISTIO_DURATION_BUCKETS_MS) else None
         buckets = [(lower, [g / 2 for g in good]), (o.latency.threshold_ms, good),
                    (upper, [g + x / 2 for g, x in zip(good, bad, strict=True)]), ("+Inf", total)]
+        mine = {"reporter": "destination", **who, **dest, "response_code": "200"}
         for le, incs in buckets:
             if le is not None:
                 le_text = le if isinstance(le, str) else envoy_le(le)
-                out.append((_series(metric, {"reporter": "destination", **who, **dest,
-                                             "le": le_text}), incs, start))
+                out.append((_series(metric, {**mine, "le": le_text}), incs, start))
         threshold = envoy_le(o.latency.threshold_ms)
-        for d in decoys:
+        # Failed requests of this very service, all slow: they spend the availability budget,
+        # not the latency one.
+        failed = [{**mine, "response_code": "503"}, {**mine, "grpc_response_status": "14"}]
+        for d in decoys + failed:
             out.append((_series(metric, {**d, "le": threshold}), none, start))
             out.append((_series(metric, {**d, "le": "+Inf"}), all_bad, start))
     # Envoy exports a label combination only once it has been seen: no 5xx, no 5xx series.

@@ -20,6 +20,7 @@ NS = mesh.MONITORING_NAMESPACE
 TEMPO_HOST = f"{TEMPO_RELEASE}.{NS}.svc.cluster.local"
 TEMPO_OTLP_GRPC_PORT = 4317  # tempo.receivers.otlp.protocols.grpc
 TEMPO_HTTP_PORT = 3200  # tempo.server.http_listen_port: query API (Grafana, Kiali)
+TEMPO_METRICS_PORT_NAME = "tempo-prom-metrics"  # the chart's Service name for port 3200
 TEMPO_URL = f"http://{TEMPO_HOST}:{TEMPO_HTTP_PORT}"
 TEMPO_DATASOURCE_UID = "tempo"
 
@@ -28,8 +29,10 @@ TELEMETRY_NAME = "mesh-default"
 
 
 def tempo_values(cfg: ObservabilityConfig) -> dict[str, Any]:
-    """Tempo on a block volume with the environment's retention; only the OTLP receivers are
-    opened (the chart's default also listens for Jaeger protocols we do not use)."""
+    """Tempo on a block volume with the environment's retention, receiving OTLP from Envoy.
+    The chart's default Jaeger receivers stay on (Helm deletes a default key only for a null
+    value, which the Pulumi Python SDK drops); nothing in the mesh sends to them. The chart's
+    ServiceMonitor is off: `scraping.tempo_service_monitor` waits for the Operator's CRDs."""
     return {
         "tempo": {
             "retention": cfg.tracing.retention,
@@ -49,7 +52,7 @@ def tempo_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             "accessModes": ["ReadWriteOnce"],
             "size": cfg.tracing.storage_size,
         },
-        "serviceMonitor": {"enabled": True},
+        "serviceMonitor": {"enabled": False},
     }
 
 

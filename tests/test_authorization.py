@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from components import mesh
 from components.authorization import authorization_policies, istio_paths
-from components.security_config import HTTP_METHODS, MeshService
+from components.egress import GATEWAY_HTTP_PORT, GATEWAY_TLS_PORT, gateway_policies
+from components.security_config import HTTP_METHODS, ExternalHost, MeshService
 from tests.conftest import run_config, stack_config
 from tests.schema import validate_istio
 
@@ -31,6 +32,8 @@ class Request:
     method: str
     path: str
     port: int
+    sni: str | None = None  # of the (m)TLS connection
+    host: str | None = None  # HTTP Host header
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,11 @@ def source_matches(src: dict[str, Any], r: Request) -> bool:
 
 
 def operation_matches(op: dict[str, Any], r: Request) -> bool:
-    known = {"methods", "notMethods", "paths", "notPaths", "ports", "notPorts"}
+    known = {"methods", "notMethods", "paths", "notPaths", "ports", "notPorts", "hosts"}
     assert set(op) <= known, f"model does not know operation fields {set(op) - known}"
     return (
-        ("methods" not in op or _any(op["methods"], r.method))
+        ("hosts" not in op or _any(op["hosts"], r.host))
+        and ("methods" not in op or _any(op["methods"], r.method))
         and ("notMethods" not in op or not _any(op["notMethods"], r.method))
         and ("paths" not in op or _any(op["paths"], r.path))
         and ("notPaths" not in op or not _any(op["notPaths"], r.path))
@@ -82,7 +86,8 @@ def operation_matches(op: dict[str, Any], r: Request) -> bool:
 
 def condition_matches(cond: dict[str, Any], r: Request) -> bool:
     attributes = {"source.namespace": r.namespace, "source.principal": r.principal,
-                  "destination.port": str(r.port), "request.method": r.method}
+                  "destination.port": str(r.port), "request.method": r.method,
+                  "connection.sni": r.sni}
     assert cond["key"] in attributes, f"model does not know condition {cond['key']}"
     value = attributes[cond["key"]]
     ok = "values" not in cond or _any(cond["values"], value)
@@ -143,8 +148,14 @@ def under(prefix: str, path: str) -> bool:
         path == prefix or path.startswith(prefix + "/"))
 
 
-def expected(services: list[MeshService], svc: MeshService, r: Request) -> bool:
-    """What the declared graph says about request `r` to `svc`."""
+def expected(services: list[MeshService], svc: MeshService, r: Request,
+             permissive: frozenset[str] = frozenset()) -> bool:
+    """What the declared graph says about request `r` to `svc`: a declared caller's identity
+    with its methods and paths, the ingress gateway on exposed paths, and plaintext (no
+    identity at all) only on ports whose mTLS is PERMISSIVE (port or namespace)."""
+    if r.principal is None:
+        return r.port in {p.port for p in svc.ports
+                          if p.mtls == "permissive" or svc.namespace in permissive}
     http_ports = {p.port for p in svc.ports if p.protocol != "tcp"}
     for c in svc.callers:
         caller = next(s for s in services if s.name == c.service)
@@ -186,13 +197,15 @@ def probes(services: list[MeshService], svc: MeshService) -> list[Request]:
     ]
 
 
-def check_graph(services: list[MeshService], namespaces: list[str]) -> int:
-    policies = authorization_policies(namespaces, services)
+def check_graph(services: list[MeshService], namespaces: list[str],
+                permissive: frozenset[str] = frozenset()) -> int:
+    policies = authorization_policies(namespaces, services, permissive)
     checked = 0
     for svc in services:
         w = Workload(svc.namespace, svc.workload_labels)
         for r in probes(services, svc):
-            assert allowed(policies, w, r) == expected(services, svc, r), (svc.name, r)
+            want = expected(services, svc, r, permissive)
+            assert allowed(policies, w, r) == want, (svc.name, r)
             checked += 1
     return checked
 
@@ -208,7 +221,9 @@ def committed_services(stack: str) -> tuple[list[MeshService], list[str]]:
 def test_committed_graph_allows_declared_calls_only(stack):
     services, namespaces = committed_services(stack)
     assert services, "the stack declares a service graph"
-    assert check_graph(services, namespaces) > 100
+    permissive = frozenset(ns["name"] for ns in stack_config(stack)["service-mesh:meshNamespaces"]
+                           if ns.get("mtls") == "permissive")
+    assert check_graph(services, namespaces, permissive) > 100
 
 
 def test_declared_call_allowed_and_undeclared_caller_denied_in_production_graph():
@@ -257,7 +272,8 @@ def graphs(draw) -> list[MeshService]:
             "namespace": draw(st.sampled_from(NAMESPACES)),
             "serviceAccount": draw(st.sampled_from([name, "shared"])),
             "ports": [{"name": "main", "port": draw(st.sampled_from([8080, 9090])),
-                       "protocol": "tcp" if tcp else "http"}],
+                       "protocol": "tcp" if tcp else "http",
+                       "mtls": draw(st.sampled_from(["strict", "strict", "permissive"]))}],
             "callers": callers,
         }
         if not tcp and draw(st.booleans()):
@@ -268,9 +284,9 @@ def graphs(draw) -> list[MeshService]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graphs())
-def test_generated_graphs_allow_exactly_the_declared_calls(services):
-    check_graph(services, NAMESPACES)
+@given(graphs(), st.sets(st.sampled_from(NAMESPACES)))
+def test_generated_graphs_allow_exactly_the_declared_calls(services, permissive):
+    check_graph(services, NAMESPACES, frozenset(permissive))
 
 
 @settings(max_examples=30, deadline=None)
@@ -278,9 +294,12 @@ def test_generated_graphs_allow_exactly_the_declared_calls(services):
 def test_generated_policies_are_schema_valid_and_never_wildcard_principals(services):
     declared = {mesh.principal(s.namespace, s.service_account) for s in services}
     declared.add(mesh.INGRESS_PRINCIPAL)
-    for policy in authorization_policies(NAMESPACES, services):
+    for policy in authorization_policies(NAMESPACES, services, ["ledger"]):
         validate_istio(policy)
         for rule in policy["spec"].get("rules", []):
+            if rule["from"] == [{"source": {"notPrincipals": ["*"]}}]:
+                assert set(rule) == {"from", "to"} and set(rule["to"][0]["operation"]) == {"ports"}
+                continue  # plaintext: no identity to name, ports only
             assert {"from", "to", "when"} <= set(rule), "source, operation, condition together"
             for f in rule["from"]:
                 for p in f["source"]["principals"]:
@@ -295,6 +314,72 @@ def test_default_deny_in_every_namespace_matches_nothing():
         assert p["spec"] == {} and p["metadata"]["name"] == "allow-nothing"
         r = Request(mesh.principal(ns, "any"), ns, "GET", "/", 8080)
         assert not allowed([p], Workload(ns, {"app": "x"}), r)
+
+
+def test_plaintext_only_on_the_ports_config_makes_permissive():
+    db = MeshService.model_validate({
+        "name": "db", "namespace": "shop", "serviceAccount": "db",
+        "ports": [{"name": "sql", "port": 5432, "protocol": "tcp", "mtls": "permissive"},
+                  {"name": "admin", "port": 8080}],
+    })
+    policies = authorization_policies(["shop"], [db])
+    w = Workload("shop", db.workload_labels)
+    assert allowed(policies, w, Request(None, None, "GET", "/", 5432)), "plaintext client"
+    assert not allowed(policies, w, Request(None, None, "GET", "/", 8080)), "strict port"
+    stranger = Request(mesh.principal("shop", "x"), "shop", "GET", "/", 5432)
+    assert not allowed(policies, w, stranger), "an undeclared identity is still refused"
+    strict = authorization_policies(["shop"], [db.model_copy(update={"ports": db.ports[1:]})])
+    assert not allowed(strict, w, Request(None, None, "GET", "/", 8080))
+    everywhere = authorization_policies(["shop"], [db], permissive=["shop"])
+    assert allowed(everywhere, w, Request(None, None, "GET", "/", 8080)), "PERMISSIVE namespace"
+
+
+# --- the egress gateway forwards declared hosts for declared namespaces only -----------------
+
+EGRESS_GW = Workload(mesh.EGRESS_NAMESPACE, dict(mesh.EGRESS_SELECTOR))
+
+
+def host(name: str, namespaces: list[str], **extra: Any) -> ExternalHost:
+    return ExternalHost.model_validate({"host": name, "namespaces": namespaces,
+                                        "egressGateway": True, **extra})
+
+
+def test_egress_gateway_allows_declared_namespace_and_host_only():
+    hosts = [host("api.stripe.com", ["shop"]),
+             host("api.ledger.example", ["ledger"], tls="originate"),
+             ExternalHost.model_validate({"host": "direct.example", "namespaces": ["shop"]})]
+    policies = gateway_policies(hosts)
+    for p in policies:
+        validate_istio(p)
+    shop, ledger = mesh.principal("shop", "checkout"), mesh.principal("ledger", "books")
+
+    def tls(principal, ns, sni):
+        return Request(principal, ns, "GET", "/", GATEWAY_TLS_PORT, sni=sni)
+
+    def http(principal, ns, sni, host_header):
+        return Request(principal, ns, "POST", "/v1", GATEWAY_HTTP_PORT, sni=sni,
+                       host=host_header)
+
+    assert allowed(policies, EGRESS_GW, tls(shop, "shop", "api.stripe.com"))
+    assert not allowed(policies, EGRESS_GW, tls(ledger, "ledger", "api.stripe.com")), \
+        "namespace not declared for the host"
+    assert not allowed(policies, EGRESS_GW, tls(None, None, "api.stripe.com")), "no identity"
+    assert not allowed(policies, EGRESS_GW, tls(shop, "shop", "api.ledger.example"))
+    assert not allowed(policies, EGRESS_GW, tls(shop, "shop", "direct.example")), \
+        "a host not routed through the gateway"
+    assert allowed(policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example",
+                                             "api.ledger.example"))
+    assert not allowed(policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example",
+                                                 "api.stripe.com")), "Host header checked too"
+    assert not allowed(policies, EGRESS_GW, http(shop, "shop", "api.ledger.example",
+                                                 "api.ledger.example"))
+
+
+def test_egress_gateway_denies_everything_without_gateway_hosts():
+    policies = gateway_policies([])
+    assert [p["metadata"]["name"] for p in policies] == ["allow-nothing"]
+    r = Request(mesh.principal("shop", "a"), "shop", "GET", "/", GATEWAY_TLS_PORT, sni="x.com")
+    assert not allowed(policies, EGRESS_GW, r)
 
 
 def test_istio_paths_do_not_overmatch_sibling_prefixes():

@@ -145,3 +145,11 @@ def test_load_balancer_and_domain_are_listed_in_the_project_without_depending_on
     project = run.one("digitalocean:index/project:Project")
     assert lb.urn in listing.dependencies and project.urn in listing.dependencies
     assert project.urn not in lb.dependencies
+
+
+def test_workload_pool_waits_for_its_droplet_tag_which_waits_for_nothing():
+    run = stack_run("production")
+    tag = run.one("digitalocean:index/tag:Tag")
+    assert tag.inputs["name"] == "mesh-production-workload"
+    assert tag.urn in run.one(POOL).dependencies, "created before the pool names it: no race"
+    assert tag.dependencies == [] and tag.protect is True

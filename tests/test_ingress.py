@@ -10,16 +10,19 @@ import pytest
 
 from components import mesh
 from components.certificates import dns_token_secret
+from components.cluster import WORKLOAD_POOL_LABEL
 from components.model import ConfigError
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_crd, validate_istio, validate_k8s
 from tests.test_istio import load_cfg, release, values
-from tools.engine import Resource, Run, _doc_ip
+from tools.engine import Resource, Run, _doc_ip, _fake_id
 
 LB = "digitalocean:index/loadBalancer:LoadBalancer"
 RECORD = "digitalocean:index/dnsRecord:DnsRecord"
 DOMAIN = "digitalocean:index/domain:Domain"
 POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
+TAG = "digitalocean:index/tag:Tag"
+FIREWALL = "digitalocean:index/firewall:Firewall"
 ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
@@ -85,6 +88,44 @@ def test_load_balancer_targets_workload_pool_tag_and_gateway_node_ports(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_only_the_load_balancer_reaches_the_gateway_node_ports(stack):
+    """Our firewall admits the node ports from our load balancer; the cloud controller is told
+    not to open them to the internet (its default for a NodePort Service)."""
+    run = stack_run(stack)
+    lb, firewall = one(run, LB), one(run, FIREWALL)
+    assert firewall.inputs["tags"] == [run.one(TAG).inputs["name"]] == [lb.inputs["dropletTag"]]
+    rules = firewall.inputs["inboundRules"]
+    assert {int(r["portRange"]) for r in rules} == set(node_ports(run).values())
+    for rule in rules:
+        assert rule["protocol"] == "tcp"
+        assert rule["sourceLoadBalancerUids"] == [_fake_id(LB, lb.name)]  # the mock's LB id
+        assert set(rule) == {"protocol", "portRange", "sourceLoadBalancerUids"}
+    service = values(run, mesh.INGRESS_GATEWAY)["service"]
+    assert service["annotations"] == {"kubernetes.digitalocean.com/firewall-managed": "false"}
+    assert lb.urn in firewall.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_service_is_a_valid_node_port_service(stack):
+    """The chart copies `service.ports` verbatim into the Service (1.30.3 service.yaml)."""
+    service = values(stack_run(stack), mesh.INGRESS_GATEWAY)["service"]
+    validate_k8s(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": mesh.INGRESS_GATEWAY, "namespace": mesh.INGRESS_NAMESPACE},
+            "spec": {
+                "type": service["type"],
+                "externalTrafficPolicy": service["externalTrafficPolicy"],
+                "ports": service["ports"],
+                "selector": dict(mesh.INGRESS_SELECTOR),
+            },
+        }
+    )
+    assert len({p["nodePort"] for p in service["ports"]}) == len(service["ports"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_proxy_protocol_on_the_load_balancer_and_accepted_by_the_gateway(stack):
     run = stack_run(stack)
     assert one(run, LB).inputs["enableProxyProtocol"] is True
@@ -97,7 +138,11 @@ def test_load_balancer_does_not_depend_on_the_cluster(stack):
     run = stack_run(stack)
     lb = one(run, LB)
     waits_for = {run.by_urn(u).type for u in closure(run, lb)}
-    assert waits_for == {"digitalocean:index/vpc:Vpc"}
+    # The VPC and the droplet tag it targets, both kept when the cluster is rebuilt.
+    assert waits_for == {"digitalocean:index/vpc:Vpc", TAG}
+    tag = run.one(TAG)
+    assert tag.protect is (stack == "production")
+    assert not [u for u in closure(run, tag)], "the tag waits for nothing"
     assert lb.provider is None  # the DigitalOcean provider, not the cluster's Kubernetes one
     assert not run.of_type("kubernetes:core/v1:Service"), "no Service of type LoadBalancer"
     for r in run.of_type("kubernetes:helm.sh/v3:Release"):
@@ -182,6 +227,7 @@ def test_certificate_for_the_hosts_lives_where_the_gateway_reads_it(stack):
     spec = cert.inputs["spec"]
     assert cert.inputs["metadata"]["namespace"] == mesh.INGRESS_NAMESPACE
     assert spec["dnsNames"] == list(cfg.ingress.hosts)
+    assert "duration" not in spec  # Let's Encrypt picks the lifetime; renewal at 2/3 of it
     assert spec["issuerRef"] == {
         "name": issuer.inputs["metadata"]["name"],
         "kind": "ClusterIssuer",
@@ -222,6 +268,31 @@ def test_cert_manager_pinned_and_independent_of_istio(stack):
     istiod = release(run, f"istiod-{load_cfg(stack).istio.revision}")
     istio = {release(run, "istio-base").urn, istiod.urn}
     assert not istio & closure(run, cm)
+
+
+@pytest.mark.parametrize(("stack", "replicas"), [("dev", 1), ("staging", 2), ("production", 2)])
+def test_cert_manager_runs_on_the_workload_pool_spread_with_a_budget(stack, replicas):
+    """Off the tainted system pool (reserved for istiod), spread across nodes by the labels the
+    v1.21.1 chart gives its pods, and a budget that always allows one eviction."""
+    v = release(stack_run(stack), "cert-manager").inputs["values"]
+    assert v["global"]["nodeSelector"] == WORKLOAD_POOL_LABEL
+    assert "tolerations" not in v and "tolerations" not in v["webhook"]
+    for part, name, component in (
+        (v, "cert-manager", "controller"),
+        (v["webhook"], "webhook", "webhook"),
+    ):
+        assert part["replicaCount"] == replicas
+        (tsc,) = part["topologySpreadConstraints"]
+        assert tsc["topologyKey"] == "kubernetes.io/hostname"
+        assert tsc["labelSelector"]["matchLabels"] == {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/instance": "cert-manager",
+            "app.kubernetes.io/component": component,
+        }
+        if replicas > 1:
+            assert part["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+        else:
+            assert "podDisruptionBudget" not in part
 
 
 # --- schemas --------------------------------------------------------------------------------------

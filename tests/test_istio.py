@@ -16,10 +16,10 @@ from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
 from components.config import PlatformConfig, parse
 from components.gateways import egress_gateway_values, ingress_gateway_values
 from components.istio import base_values, istiod_values
-from components.istio_config import cpu_milli, memory_mi
+from components.workload import cpu_milli, memory_mi
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_istio, validate_k8s
-from tools.engine import Resource, Run, read_stack_config, stack_file
+from tools.engine import Resource, Run, attempt, read_stack_config, stack_file
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -45,29 +45,6 @@ def platform_namespaces(run: Run) -> list[Resource]:
     """Namespaces created by PlatformNamespaces (other layers create their own, e.g. monitoring)."""
     owner = run.one("service-mesh:namespaces:PlatformNamespaces")
     return [r for r in run.children(owner) if r.type == NAMESPACE]
-
-
-def run_program(fn) -> Run:
-    """Run `fn` (registering components directly) under the offline engine's mocks."""
-    import pulumi
-    from pulumi.runtime import settings
-    from pulumi.runtime.stack import _sync_await, run_pulumi_func
-
-    from tools import engine
-
-    run = Run(stack="unit")
-    settings.set_root_resource(None)
-    pulumi.runtime.set_all_config({}, [])
-    mocks = engine._make_mocks(run)
-    pulumi.runtime.set_mocks(
-        mocks,
-        project=engine.PROJECT,
-        stack="unit",
-        preview=False,
-        monitor=engine._make_monitor(mocks, run),
-    )
-    _sync_await(run_pulumi_func(fn))
-    return run
 
 
 def istiod_name(stack: str) -> str:
@@ -207,7 +184,8 @@ def test_istiod_on_system_pool_spread_across_nodes_with_cpu_limit(stack):
         and (t.get("operator") == "Exists" or t.get("value") == SYSTEM_POOL_TAINT["value"])
         for t in v["tolerations"]
     )
-    pod_labels = {"app": "istiod", "istio": "pilot", mesh.REVISION_LABEL: cfg.istio.revision}
+    # Labels the 1.30.3 chart puts on istiod pods when a revision is set (deployment.yaml).
+    pod_labels = {"app": "istiod", "istio": "istiod", mesh.REVISION_LABEL: cfg.istio.revision}
     (tsc,) = v["topologySpreadConstraints"]
     assert tsc["topologyKey"] == "kubernetes.io/hostname"
     assert tsc["whenUnsatisfiable"] == "DoNotSchedule" and tsc["maxSkew"] == 1
@@ -393,6 +371,12 @@ ALLOWED: dict[str, set[str]] = {
         "tolerations",
         "topologySpreadConstraints",
         "global.leaderElection.namespace",
+        "global.nodeSelector.*",
+        "webhook.topologySpreadConstraints",
+        "webhook.nodeSelector.*",
+        "webhook.tolerations",
+        "cainjector.nodeSelector.*",
+        "cainjector.tolerations",
         "global.priorityClassName",
         "prometheus.enabled",
     },
@@ -443,11 +427,12 @@ def test_every_values_key_path_exists_in_the_pinned_chart(stack):
 def test_gateway_values_pass_the_chart_values_schema(stack):
     schema = json.loads((SCHEMAS / "istio-gateway-values.schema.json").read_text())
     cfg = load_cfg(stack)
+    validator = jsonschema.Draft7Validator(schema)  # its `$schema` names no known draft
     for v in (ingress_gateway_values(cfg), egress_gateway_values(cfg)):
-        jsonschema.validate(v, schema)
+        validator.validate(v)
     bad = {**ingress_gateway_values(cfg), "autoscale": {"min": 1}}
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad, schema)
+        validator.validate(bad)
 
 
 def test_builders_are_pure_and_match_what_is_registered():
@@ -531,7 +516,8 @@ def test_istiod_waits_for_what_the_security_layer_passes(tmp_path):
             opts=pulumi.ResourceOptions(),
         )
 
-    run = run_program(program)
+    run = attempt("staging", program=program)
+    assert run.error is None, run.error
     cacerts = run.one("kubernetes:core/v1:Secret", "cacerts")
     istiod = release(run, "istiod-1-30")
     assert cacerts.urn in istiod.dependencies
@@ -563,7 +549,7 @@ def test_staging_refuses_single_ingress_gateway(tmp_path):
     assert keys == ["istio.ingressGateway.minReplicas"]
 
 
-@pytest.mark.parametrize("pdb", [{"minAvailable": 3}, {"maxUnavailable": 0}])
+@pytest.mark.parametrize("pdb", [{"minAvailable": 3}, {"minAvailable": 0}, {"maxUnavailable": 0}])
 def test_pdb_that_would_block_drains_is_refused(tmp_path, pdb):
     keys = refused(tmp_path, "production", "istio", {"istiod": {"pdb": pdb}})
     assert keys == [f"istio.istiod.pdb.{next(iter(pdb))}"]

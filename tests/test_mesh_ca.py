@@ -17,8 +17,10 @@ from components import config, mesh
 from components.config import PlatformConfig
 from components.mesh_ca import CACERTS_KEYS, MeshCertificateAuthority, cacerts_data
 from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.schema import validate_k8s
 from tools import mesh_ca as tool
 from tools.engine import read_stack_config, stack_file
+from tools.plan import manifest
 
 SECRET = "kubernetes:core/v1:Secret"
 LSC = "tls:index/locallySignedCert:LocallySignedCert"
@@ -31,6 +33,13 @@ def parsed(stack: str) -> PlatformConfig:
     prefix = "service-mesh:"
     raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
     return config.parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+
+
+def istiod_release(run):
+    found = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
+             if r.inputs.get("chart") == "istiod"]
+    assert len(found) == 1
+    return found[0]
 
 
 def cacerts(run):
@@ -63,6 +72,8 @@ def test_cacerts_secret_in_istio_system_is_secret_and_protected_in_production(st
     assert secret.inputs["stringData"] == "[secret]"
     assert "data" not in secret.inputs
     assert secret.protect is (stack == "production")
+    # The data is masked as a whole; validate the object with the four keys it carries.
+    validate_k8s({**manifest(secret), "stringData": dict.fromkeys(CACERTS_KEYS, "[secret]")})
     ns = next(r for r in run.of_type("kubernetes:core/v1:Namespace")
               if r.inputs["metadata"]["name"] == mesh.ROOT_NAMESPACE)
     assert ns.urn in secret.dependencies
@@ -71,10 +82,7 @@ def test_cacerts_secret_in_istio_system_is_secret_and_protected_in_production(st
 @pytest.mark.parametrize("stack", STACKS)
 def test_istiod_waits_for_cacerts(stack):
     run = stack_run(stack)
-    istiod = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-              if r.inputs.get("chart") == "istiod"]
-    assert len(istiod) == 1
-    assert cacerts(run).urn in istiod[0].dependencies
+    assert cacerts(run).urn in istiod_release(run).dependencies
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -121,6 +129,16 @@ def test_root_in_plaintext_config_is_refused(tmp_path):
     run = run_config(tmp_path, "production", cfg)
     assert run.error is not None and "--secret" in str(run.error)
     assert "BEGIN PRIVATE KEY" not in str(run.error)
+    assert run.resources == []
+
+
+def test_early_renewal_must_fall_inside_the_validity(tmp_path):
+    cfg = copy.deepcopy(stack_config("staging"))
+    cfg["service-mesh:security"] = {"meshCa": {"intermediateValidityHours": 720,
+                                               "earlyRenewalHours": 720}}
+    run = run_config(tmp_path, "staging", cfg)
+    assert run.error is not None
+    assert "service-mesh:security.meshCa.earlyRenewalHours = 720" in str(run.error)
     assert run.resources == []
 
 

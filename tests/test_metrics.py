@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from components import config, dashboards, kiali, logs, metrics, tracing
+from components import config, dashboards, kiali, logs, metrics, scraping, tracing
 from components.observability import grafana_datasources
 from components.observability_config import ObservabilityConfig
 from tests.schema import SchemaError, validate_crd
@@ -27,7 +27,7 @@ def obs(env: str) -> ObservabilityConfig:
 def kps(env: str, pager: bool = True, ticket: bool = True) -> dict[str, Any]:
     return metrics.prometheus_stack_values(
         env, obs(env), pager=pager, ticket=ticket, datasources=grafana_datasources(),
-        dashboards=dashboards.istio_dashboards_values(),
+        dashboards=dashboards.istio_dashboards_values("1.30.3"),
     )
 
 
@@ -237,7 +237,8 @@ def test_unconfigured_receivers_have_no_webhook():
 # --- no credentials in values ----------------------------------------------------------------
 
 _CREDENTIAL_KEYS = re.compile(
-    r"(password|passwd|secret|token|api_?key|accesskey|routing_key|webhook_url|url)$", re.I
+    r"(password|passwd|secret|token|api_?key|signing_key|accesskey|routing_key|webhook_url|url)$",
+    re.I,
 )
 _CREDENTIAL_VALUES = re.compile(r"(://[^/\s:@]+:[^/\s@]+@|hooks\.slack\.com|events\.pagerduty)")
 
@@ -262,11 +263,14 @@ def credentials_in(values: Any, path: str = "") -> list[str]:
 
 
 def _in_cluster(value: str) -> bool:
-    """In-cluster service URLs, env references and file paths are not credentials."""
+    """In-cluster service URLs, env references, Kiali's `secret:<name>:<key>` references, file
+    paths and the public, pinned Istio dashboard downloads are not credentials."""
     return (
         ".svc.cluster.local" in value
         or re.fullmatch(r"\$\{[A-Z0-9_]+\}", value) is not None
+        or re.fullmatch(r"secret:[a-z0-9-]+:[A-Za-z0-9._-]+", value) is not None
         or value.startswith("/")
+        or value.startswith(dashboards.ISTIO_DASHBOARDS_URL.split("{")[0])
         or value in ("$${__value.raw}",)
     )
 
@@ -290,6 +294,11 @@ def test_the_credential_check_catches_a_password_in_values():
         ".alertmanager.config.receivers[1].webhook_configs[0].url",
         ".grafana.adminPassword",
     ]
+    k = kiali.kiali_values(obs("dev"))
+    k["login_token"]["signing_key"] = "0123456789abcdef0123456789abcdef"
+    k["external_services"]["grafana"]["auth"]["password"] = "hunter2"
+    assert credentials_in(k) == [
+        ".login_token.signing_key", ".external_services.grafana.auth.password"]
 
 
 def test_loki_spaces_keys_come_from_the_environment_not_values():
@@ -330,6 +339,22 @@ def test_kiali_is_never_anonymous_and_uses_the_real_service_urls():
     assert ext["tracing"]["use_grpc"] is False
 
 
+def test_kiali_reads_its_credentials_from_secrets_we_create():
+    """The signing key is ours (the chart's default is a new random key per render: a diff
+    and a restart on every `pulumi up`); Grafana's login is the admin Secret's."""
+    values = kiali.kiali_values(obs("dev"))
+    assert values["login_token"]["signing_key"] == "secret:kiali-signing-key:key"
+    secret = kiali.signing_key_secret("k" * kiali.SIGNING_KEY_LENGTH)
+    assert secret["metadata"]["name"] == "kiali-signing-key"
+    assert set(secret["stringData"]) == {"key"}
+    grafana_auth = values["external_services"]["grafana"]["auth"]
+    assert grafana_auth == {"type": "basic", "username": "admin",
+                            "password": "secret:grafana-admin:admin-password"}
+    admin = metrics.grafana_admin_secret("pw")
+    assert admin["metadata"]["name"] == "grafana-admin"
+    assert admin["stringData"] == {"admin-user": "admin", "admin-password": "pw"}
+
+
 def test_kiali_openid_when_configured():
     cfg = ObservabilityConfig.model_validate(
         {**ObservabilityConfig.DEFAULTS["dev"],
@@ -351,19 +376,36 @@ def test_grafana_has_loki_and_tempo_data_sources_at_the_chart_service_urls():
 # --- Istio monitors --------------------------------------------------------------------------
 
 def test_istio_monitors_validate_against_the_prometheus_operator_crds():
-    validate_crd(metrics.envoy_pod_monitor("shop"))
-    validate_crd(metrics.istiod_service_monitor())
+    validate_crd(scraping.envoy_pod_monitor("shop"))
+    validate_crd(scraping.istiod_service_monitor())
+    validate_crd(scraping.tempo_service_monitor())
+
+
+def test_tempo_is_scraped_by_our_monitor_not_the_charts():
+    """The chart's ServiceMonitor would be applied with the chart, possibly before the CRDs."""
+    assert tracing.tempo_values(obs("dev"))["serviceMonitor"]["enabled"] is False
+    sm = scraping.tempo_service_monitor()
+    # The chart's Service: selector labels app.kubernetes.io/{name,instance}, port name
+    # `tempo-prom-metrics` for 3200 (charts/tempo templates/_ports.tpl, 2.2.4).
+    assert sm["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "tempo", "app.kubernetes.io/instance": tracing.TEMPO_RELEASE}
+    assert sm["spec"]["endpoints"][0]["port"] == "tempo-prom-metrics"
+
+
+def test_loki_gateway_is_replicated_with_a_replicated_backend():
+    assert loki("dev")["gateway"]["replicas"] == 1
+    assert loki("production")["gateway"]["replicas"] == 2
 
 
 def test_crd_validation_rejects_an_unknown_field():
-    bad = metrics.envoy_pod_monitor("shop")
+    bad = scraping.envoy_pod_monitor("shop")
     bad["spec"]["podMetricsEndpoints"][0]["intervall"] = "15s"
     with pytest.raises(SchemaError, match="intervall"):
         validate_crd(bad)
 
 
 def test_envoy_pod_monitor_follows_istios_sample_for_one_namespace():
-    pm = metrics.envoy_pod_monitor("shop")
+    pm = scraping.envoy_pod_monitor("shop")
     assert pm["metadata"]["namespace"] == "shop"
     assert pm["spec"]["namespaceSelector"] == {"matchNames": ["shop"]}
     (endpoint,) = pm["spec"]["podMetricsEndpoints"]
@@ -375,7 +417,7 @@ def test_envoy_pod_monitor_follows_istios_sample_for_one_namespace():
 
 
 def test_istiod_service_monitor_scrapes_http_monitoring_in_istio_system():
-    sm = metrics.istiod_service_monitor()
+    sm = scraping.istiod_service_monitor()
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["istio-system"]}
     assert sm["spec"]["endpoints"] == [{"port": "http-monitoring", "interval": "15s"}]
 

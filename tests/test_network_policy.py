@@ -6,6 +6,7 @@ allow a connection between two isolated pods."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from components import mesh
 from components.network_policy import network_policies
-from components.security_config import MeshService
+from components.security_config import ExternalHost, MeshService
 from components.tracing import TEMPO_OTLP_GRPC_PORT
 from tests.conftest import STACKS, stack_config, stack_run
 from tests.schema import validate_k8s
@@ -23,8 +24,9 @@ NP = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 @dataclass(frozen=True)
 class Pod:
-    namespace: str
+    namespace: str  # "" for an address outside the cluster
     labels: tuple[tuple[str, str], ...] = ()
+    ip: str | None = None  # set for addresses outside the cluster only
 
     def ns_labels(self) -> dict[str, str]:
         return {"kubernetes.io/metadata.name": self.namespace}
@@ -36,7 +38,17 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def peer_matches(peer: dict[str, Any], policy_ns: str, pod: Pod) -> bool:
-    assert set(peer) <= {"namespaceSelector", "podSelector"}, f"model does not know {peer}"
+    assert set(peer) <= {"namespaceSelector", "podSelector", "ipBlock"}, f"unknown {peer}"
+    if "ipBlock" in peer:
+        assert set(peer) == {"ipBlock"}
+        if pod.ip is None:
+            return False  # pods are matched by selectors (ipBlock is for outside addresses)
+        ip = ipaddress.ip_address(pod.ip)
+        block = peer["ipBlock"]
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(x) for x in block.get("except", []))
+    if pod.ip is not None:
+        return False
     if "namespaceSelector" in peer:
         if not selects(peer["namespaceSelector"], pod.ns_labels()):
             return False
@@ -173,3 +185,32 @@ def test_declared_cross_namespace_calls_open_both_sides_and_nothing_else():
 def test_network_policies_schema_valid(stack):
     for p in committed(stack):
         validate_k8s({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **p})
+
+
+PUBLIC = Pod("", ip="198.51.100.7")  # documentation range, stands for any public address
+
+
+def test_direct_external_host_opens_its_port_to_public_addresses_only():
+    hosts = [ExternalHost.model_validate({"host": "api.example.com", "namespaces": ["shop"],
+                                          "port": 8443}),
+             ExternalHost.model_validate({"host": "via.example.com", "namespaces": ["shop"],
+                                          "port": 9443, "egressGateway": True})]
+    pols = network_policies("shop", [], hosts) + network_policies("other", [], hosts)
+    for p in pols:
+        validate_k8s(p)
+    assert connects(pols, APP, PUBLIC, 8443)
+    assert not connects(pols, APP, PUBLIC, 443), "only the declared port"
+    assert not connects(pols, APP, PUBLIC, 9443), "gateway hosts leave through the gateway"
+    assert not connects(pols, Pod("other", (("app", "x"),)), PUBLIC, 8443), "other namespace"
+    for private in ("10.244.0.9", "10.110.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
+                    "100.64.0.1"):
+        assert not connects(pols, APP, Pod("", ip=private), 8443), private
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_committed_stacks_reach_nothing_outside_the_cluster_directly(stack):
+    """Every committed external host goes through the egress gateway, so no mesh namespace
+    may open a connection to an outside address."""
+    pols = committed(stack)
+    for port in (53, 80, 443, 8443):
+        assert not connects(pols, APP, PUBLIC, port)

@@ -116,8 +116,24 @@ def test_monitors_depend_on_the_prometheus_stack_and_their_namespace(stack):
     for m in monitors:
         assert release.urn in m.dependencies
         assert namespaces[m.inputs["metadata"]["namespace"]] in m.dependencies
-    (svc,) = [r for r in owned(run) if r.type == SVCMON]
-    assert release.urn in svc.dependencies
+    service_monitors = [r for r in owned(run) if r.type == SVCMON]
+    assert {m.inputs["metadata"]["name"] for m in service_monitors} == {
+        "istio-component-monitor", "tempo"}
+    for m in service_monitors:
+        assert release.urn in m.dependencies
+
+
+def test_no_chart_but_kube_prometheus_stack_renders_prometheus_operator_objects(stack):
+    """helm.v4.Charts are applied without waiting for the Operator's CRDs: a chart's own
+    ServiceMonitor or PrometheusRule there would fail on a fresh cluster."""
+    _, run = stack
+    for name in ("tempo", "loki", "kiali", "log-collector"):
+        v = values(helm(run, name))
+        assert not v.get("serviceMonitor", {}).get("enabled"), name
+        assert not v.get("podMonitor", {}).get("enabled"), name
+        monitoring = v.get("monitoring", {})
+        for key in ("serviceMonitor", "rules", "alerts"):
+            assert not monitoring.get(key, {}).get("enabled"), (name, key)
 
 
 def test_telemetry_waits_for_istio_crds_and_nothing_else_waits_for_istio(stack):
@@ -213,10 +229,25 @@ def test_secrets_are_pulumi_secrets_and_never_in_values(stack):
 
 def test_grafana_password_is_generated_by_pulumi():
     run = stack_run("dev")
-    (pw,) = [r for r in owned(run) if r.type == "random:index/randomPassword:RandomPassword"]
+    passwords = {r.name: r for r in owned(run)
+                 if r.type == "random:index/randomPassword:RandomPassword"}
+    pw = passwords["grafana-admin-password"]
     assert pw.inputs["length"] >= 32
     admin = by_name(run, SECRET, metrics.GRAFANA_ADMIN_SECRET)
     assert pw.urn in admin.dependencies
+
+
+def test_kiali_signing_key_is_generated_once_and_mounted_from_a_secret():
+    run = stack_run("production")
+    key = next(r for r in owned(run) if r.name == "kiali-signing-key"
+               and r.type == "random:index/randomPassword:RandomPassword")
+    assert key.inputs["length"] == 32 and key.inputs["special"] is False
+    secret = by_name(run, SECRET, "kiali-signing-key")
+    assert key.urn in secret.dependencies and secret.inputs["stringData"] == "[secret]"
+    chart = helm(run, "kiali")
+    assert secret.urn in chart.dependencies
+    assert by_name(run, SECRET, metrics.GRAFANA_ADMIN_SECRET).urn in chart.dependencies
+    assert values(chart)["login_token"]["signing_key"] == "secret:kiali-signing-key:key"
 
 
 def test_production_logs_go_to_a_protected_spaces_bucket():

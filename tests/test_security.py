@@ -10,9 +10,19 @@ from typing import Any
 import pytest
 
 from components import mesh
+from components.egress import (
+    GATEWAY_HOST,
+    GATEWAY_HTTP_PORT,
+    GATEWAY_POLICY,
+    GATEWAY_TLS_PORT,
+    egress_objects,
+)
+from components.gateways import EGRESS_PORTS
 from components.security import security_objects
+from components.security_config import ExternalHost
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import validate_istio, validate_k8s
+from tests.test_mesh_ca import istiod_release, parsed
 from tools.engine import Resource, Run
 from tools.plan import is_manifest, manifest
 
@@ -52,12 +62,16 @@ def test_mesh_wide_strict_mtls(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_default_deny_in_every_mesh_namespace(stack):
+def test_default_deny_in_every_mesh_namespace_and_on_the_egress_gateway(stack):
     run = stack_run(stack)
     assert mesh_namespaces(stack)
-    for ns in mesh_namespaces(stack):
+    for ns in [*mesh_namespaces(stack), mesh.EGRESS_NAMESPACE]:
         deny = find(run, AP, ns, "allow-nothing")
         assert deny.inputs["spec"] == {}, "an ALLOW policy with no rules matches nothing"
+
+
+def external_hosts(stack: str) -> list[dict[str, Any]]:
+    return (stack_config(stack).get("service-mesh:security") or {}).get("externalHosts", [])
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -65,13 +79,23 @@ def test_allow_policies_only_for_the_declared_graph(stack):
     run = stack_run(stack)
     expected = {(s["namespace"], f"allow-{s['name']}") for s in declared(stack)
                 if s.get("callers") or s.get("ingress")}
+    gateway_hosts = [h for h in external_hosts(stack) if h.get("egressGateway")]
+    if gateway_hosts:
+        expected.add((mesh.EGRESS_NAMESPACE, GATEWAY_POLICY))
     got = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
            for r in run.of_type(AP) if r.inputs["metadata"]["name"] != "allow-nothing"}
     assert got == expected
     principals = {mesh.principal(s["namespace"], s["serviceAccount"]) for s in declared(stack)}
     principals.add(mesh.INGRESS_PRINCIPAL)
     for r in run.of_type(AP):
-        for rule in r.inputs["spec"].get("rules", []):
+        rules = r.inputs["spec"].get("rules", [])
+        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (
+                mesh.EGRESS_NAMESPACE, GATEWAY_POLICY):
+            # One rule per gateway host: its declared namespaces, its SNI.
+            assert [(f["from"][0]["source"]["namespaces"], f["when"][0]["values"])
+                    for f in rules] == [(h["namespaces"], [h["host"]]) for h in gateway_hosts]
+            continue
+        for rule in rules:
             assert {"from", "to", "when"} <= set(rule)
             for f in rule["from"]:
                 assert set(f["source"]["principals"]) <= principals
@@ -79,11 +103,7 @@ def test_allow_policies_only_for_the_declared_graph(stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_registry_only_outbound_policy_reaches_istiod(stack):
-    run = stack_run(stack)
-    istiod = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-              if r.inputs.get("chart") == "istiod"]
-    assert len(istiod) == 1
-    mesh_config = istiod[0].inputs["values"]["meshConfig"]
+    mesh_config = istiod_release(stack_run(stack)).inputs["values"]["meshConfig"]
     assert mesh_config["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
 
 
@@ -105,17 +125,15 @@ def test_allow_any_refused_outside_dev_before_anything_registers(tmp_path, stack
 def test_allow_any_accepted_in_dev(tmp_path):
     run = run_config(tmp_path, "dev", with_policy("dev", "ALLOW_ANY"))
     assert run.error is None
-    istiod = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-                  if r.inputs.get("chart") == "istiod")
-    assert istiod.inputs["values"]["meshConfig"]["outboundTrafficPolicy"]["mode"] == "ALLOW_ANY"
+    mesh_config = istiod_release(run).inputs["values"]["meshConfig"]
+    assert mesh_config["outboundTrafficPolicy"]["mode"] == "ALLOW_ANY"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_service_entries_for_declared_hosts_only(stack):
     run = stack_run(stack)
-    hosts = (stack_config(stack).get("service-mesh:security") or {}).get("externalHosts", [])
     expected = set()
-    for h in hosts:
+    for h in external_hosts(stack):
         expected |= {(ns, h["host"]) for ns in h["namespaces"]}
         if h.get("egressGateway"):
             expected.add((mesh.EGRESS_NAMESPACE, h["host"]))
@@ -126,19 +144,70 @@ def test_service_entries_for_declared_hosts_only(stack):
     assert got == expected
 
 
-def test_production_routes_stripe_through_the_egress_gateway():
+def test_production_routes_stripe_through_the_egress_gateway_over_mtls():
     run = stack_run("production")
     gw = find(run, "kubernetes:networking.istio.io/v1:Gateway", mesh.EGRESS_NAMESPACE,
               "egress-api-stripe-com")
     assert gw.inputs["spec"]["selector"] == mesh.EGRESS_SELECTOR
+    server = gw.inputs["spec"]["servers"][0]
+    assert server["tls"] == {"mode": "ISTIO_MUTUAL"}, "the gateway must know the caller"
+    assert server["port"]["number"] == GATEWAY_TLS_PORT and server["hosts"] == ["api.stripe.com"]
     vs = find(run, "kubernetes:networking.istio.io/v1:VirtualService", mesh.EGRESS_NAMESPACE,
               "egress-api-stripe-com")
-    routes = vs.inputs["spec"]["tls"]
-    assert routes[0]["match"][0]["gateways"] == ["mesh"]
-    assert routes[0]["route"][0]["destination"]["host"].startswith(mesh.EGRESS_GATEWAY + ".")
-    assert routes[1]["route"][0]["destination"]["host"] == "api.stripe.com"
-    find(run, "kubernetes:networking.istio.io/v1:DestinationRule", mesh.EGRESS_NAMESPACE,
-         "egress-api-stripe-com")
+    [from_sidecar] = vs.inputs["spec"]["tls"]
+    assert from_sidecar["match"] == [{"gateways": ["mesh"], "port": 443,
+                                      "sniHosts": ["api.stripe.com"]}]
+    assert from_sidecar["route"][0]["destination"]["host"] == GATEWAY_HOST
+    [from_gateway] = vs.inputs["spec"]["tcp"]
+    assert from_gateway["match"][0]["gateways"] == ["istio-egress/egress-api-stripe-com"]
+    assert from_gateway["route"][0]["destination"] == {"host": "api.stripe.com",
+                                                       "port": {"number": 443}}
+    dr = find(run, "kubernetes:networking.istio.io/v1:DestinationRule", mesh.EGRESS_NAMESPACE,
+              "egress-api-stripe-com")
+    [subset] = dr.inputs["spec"]["subsets"]
+    assert subset["name"] == from_sidecar["route"][0]["destination"]["subset"]
+    assert subset["trafficPolicy"]["portLevelSettings"] == [
+        {"port": {"number": GATEWAY_TLS_PORT},
+         "tls": {"mode": "ISTIO_MUTUAL", "sni": "api.stripe.com"}}]
+
+
+def test_gateway_ports_are_ports_of_the_egress_gateway_service():
+    """Served by the Service, and equal to the target port the gateway's policy matches."""
+    served = {port: target for _, port, target in EGRESS_PORTS}
+    for port in (GATEWAY_TLS_PORT, GATEWAY_HTTP_PORT):
+        assert served.get(port) == port
+
+
+EGRESS_VARIANTS = [
+    {"tls": "passthrough", "egressGateway": False},
+    {"tls": "originate", "egressGateway": False},
+    {"tls": "passthrough", "egressGateway": True, "port": 8443},
+    {"tls": "originate", "egressGateway": True},
+]
+
+
+@pytest.mark.parametrize("variant", EGRESS_VARIANTS)
+def test_every_egress_variant_is_schema_valid_and_originates_tls_verified(variant):
+    ext = ExternalHost.model_validate({"host": "api.example.com", "namespaces": ["shop"],
+                                       **variant})
+    objects = egress_objects(ext)
+    for obj in objects:
+        validate_istio(obj)
+    originating = [o for o in objects if o["kind"] == "DestinationRule"
+                   and o["spec"]["host"] == "api.example.com"]
+    assert len(originating) == (variant["tls"] == "originate")
+    for dr in originating:
+        [setting] = dr["spec"]["trafficPolicy"]["portLevelSettings"]
+        assert setting["port"] == {"number": ext.port}
+        # An explicit sni turns Istio's automatic SAN check off: the name must be stated.
+        assert setting["tls"] == {"mode": "SIMPLE", "sni": "api.example.com",
+                                  "subjectAltNames": ["api.example.com"]}
+    gateways = [o for o in objects if o["kind"] == "Gateway"]
+    assert len(gateways) == variant["egressGateway"]
+    for gw in gateways:
+        assert gw["spec"]["servers"][0]["tls"] == {"mode": "ISTIO_MUTUAL"}
+        assert gw["spec"]["servers"][0]["port"]["number"] in (GATEWAY_TLS_PORT,
+                                                              GATEWAY_HTTP_PORT)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -151,6 +220,8 @@ def test_rate_limit_targets_only_the_ingress_gateway(stack):
     assert [p["match"]["context"] for p in spec["configPatches"]] == ["GATEWAY"]
     bucket = spec["configPatches"][0]["patch"]["value"]["typed_config"]["token_bucket"]
     assert bucket["max_tokens"] > 0 and bucket["fill_interval"].endswith("s")
+    config = spec["configPatches"][0]["patch"]["value"]["typed_config"]
+    assert config["filter_enforced"]["default_value"]["numerator"] == 100, "enforced, not shadow"
 
 
 def test_rate_limit_differs_per_environment():
@@ -191,13 +262,7 @@ def test_every_security_manifest_is_schema_valid(stack):
         (validate_istio if ".istio.io/" in obj["apiVersion"] else validate_k8s)(obj)
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
         checked += 1
-    assert checked == len(security_objects_for(stack))
-
-
-def security_objects_for(stack: str) -> list[dict[str, Any]]:
-    from tests.test_mesh_ca import parsed
-
-    return security_objects(parsed(stack))
+    assert checked == len(security_objects(parsed(stack)))
 
 
 def test_permissive_namespace_gets_an_override_and_production_needs_a_reason(tmp_path):

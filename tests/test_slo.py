@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from pulumi.runtime.mocks import MockMonitor
 from pydantic import ValidationError
 
-from components import slo, slo_tests
-from components.slo import SloConfig, SloObjective
+from components import slo, slo_config, slo_tests
+from components.slo_config import SloConfig, SloObjective
 from tests.schema import SchemaError, validate_crd
 
 PROMTOOL = shutil.which("promtool") or "promtool"
@@ -91,12 +91,13 @@ def test_targets_outside_0_to_100_are_refused_with_the_field_named(value):
     assert loc == ("latency", "target") and "strictly between 0 and 100" in msg
 
 
-@given(st.floats(min_value=slo.MIN_TARGET, max_value=100, exclude_min=True, exclude_max=True))
+@given(st.floats(min_value=slo_config.MIN_TARGET, max_value=100, exclude_min=True,
+                 exclude_max=True))
 def test_any_target_that_can_page_is_accepted(value):
     assert objective(availability=value, latency={"thresholdMs": 1, "target": value})
 
 
-@given(st.floats(min_value=0, max_value=slo.MIN_TARGET, exclude_min=True))
+@given(st.floats(min_value=0, max_value=slo_config.MIN_TARGET, exclude_min=True))
 def test_targets_no_outage_could_page_for_are_refused(value):
     """Below ~93.06 % even 100 % errors stay under 14.4x the budget: a page that never fires."""
     loc, msg = refusal({**BASE, "availability": value})
@@ -109,20 +110,21 @@ def test_latency_threshold_must_be_an_istio_bucket_bound_and_the_error_lists_the
     assert BUCKETS in msg
 
 
-@given(st.sampled_from(slo.ISTIO_DURATION_BUCKETS_MS))
+@given(st.sampled_from(slo_config.ISTIO_DURATION_BUCKETS_MS))
 def test_every_default_bucket_bound_is_a_valid_threshold(bound):
     assert objective(latency={"thresholdMs": bound, "target": 99}).latency.threshold_ms == bound
 
 
 @given(st.floats(min_value=0, max_value=4e6).filter(
-    lambda v: v not in slo.ISTIO_DURATION_BUCKETS_MS))
+    lambda v: v not in slo_config.ISTIO_DURATION_BUCKETS_MS))
 def test_any_other_threshold_is_refused(value):
     assert refusal({**BASE, "latency": {"thresholdMs": value, "target": 99}})[0] == (
         "latency", "thresholdMs")
 
 
 def test_buckets_are_istio_1_30_defaults():
-    assert ", ".join(slo.envoy_le(b) for b in slo.ISTIO_DURATION_BUCKETS_MS) == BUCKETS
+    bounds = slo_config.ISTIO_DURATION_BUCKETS_MS
+    assert ", ".join(slo_config.envoy_le(b) for b in bounds) == BUCKETS
 
 
 def test_duplicate_objective_names_are_refused_naming_the_duplicate():
@@ -230,14 +232,21 @@ def test_only_the_destination_reporter_is_counted_and_only_this_service():
             assert sum(m.startswith("reporter") for m in matchers) == 1
 
 
-def test_availability_errors_are_5xx_and_latency_errors_are_total_minus_the_threshold_bucket():
+def test_availability_counts_5xx_and_grpc_server_errors_latency_only_successful_requests():
     avail, latency = slo.slis(PAYMENTS)
-    assert 'response_code=~"5.."' in avail.bad and "response_code" not in avail.total
+    http, grpc = re.findall(r"rate\(istio_requests_total\{([^}]*)\}", avail.bad)
+    assert http.endswith(',response_code=~"5.."') and "grpc" not in http
+    assert grpc.endswith(',grpc_response_status=~"2|4|13|14|15"') and "response_code" not in grpc
+    assert avail.bad.startswith("sum(rate(") and " or rate(" in avail.bad  # one count per series
+    assert "response_code" not in avail.total and "grpc" not in avail.total
     assert avail.total.startswith("sum(rate(istio_requests_total{")
     plus_inf = latency.total
     assert plus_inf.startswith("sum(rate(istio_request_duration_milliseconds_bucket{")
-    assert plus_inf.endswith(',le="+Inf"}[$window]))')
+    assert plus_inf.endswith(
+        ',response_code!~"5..",grpc_response_status!~"2|4|13|14|15",le="+Inf"}[$window]))')
     assert latency.bad.startswith(f"({plus_inf} - sum(rate(")
+    fast = latency.bad.removeprefix(f"({plus_inf} - ")
+    assert 'response_code!~"5..",grpc_response_status!~"2|4|13|14|15",le=~' in fast
     assert 'le=~"3600000|3\\\\.6e\\\\+06"' in latency.bad or 'le=~"3\\\\.6e\\\\+06|3600000"' in \
         latency.bad
 
@@ -265,7 +274,7 @@ def test_the_threshold_bucket_matches_prometheus_2_and_3_spellings_of_le(
         assert regex.fullmatch(text), text
     for text in not_matched:
         assert not regex.fullmatch(text), text
-    assert slo.prometheus3_le(bound) == spellings[-1]
+    assert slo_config.prometheus3_le(bound) == spellings[-1]
 
 
 def test_ratios_leave_no_sample_without_traffic_rather_than_nan():
@@ -343,6 +352,16 @@ def test_a_full_outage_pages_within_5_minutes_where_the_target_allows():
     firing = [a for a in outage["alert_rule_test"] if a["exp_alerts"]]
     assert [(a["eval_time"], a["alertname"]) for a in firing] == [
         ("65m", "SLOAvailabilityBudgetBurnPage")]  # the outage starts at minute 60
+
+
+def test_docs_state_the_page_deadline_the_generated_tests_assert():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "observability.md").read_text()
+    rows = re.findall(r"^\| (\d+(?:\.\d+)?) %( and above)? \| (\d+) minutes \|$", text, re.M)
+    assert len(rows) >= 4, "docs/observability.md lost its page-deadline table"
+    for target, and_above, minutes in rows:
+        targets = [float(target)] + ([99.95, 99.99, 99.999] if and_above else [])
+        for t in targets:
+            assert slo_tests.page_deadline(t) == int(minutes), (t, minutes)
 
 
 def test_generated_tests_cover_every_scenario_for_every_sli_and_state_full_labels():
@@ -477,6 +496,15 @@ def _mutate(rule_file: dict[str, Any], old: str, new: str) -> dict[str, Any]:
         ("\nand\n", "\nor\n", ["full outage pages, and stops once the short windows recover"]),
         # Without the traffic guard an idle service records NaN ratios.
         (" > 0)", ")", ["no traffic raises nothing"]),
+        # gRPC errors behind HTTP 200 missed: a burn just over 14.4x looks like 11x.
+        ('grpc_response_status=~"2|4|13|14|15"', 'grpc_response_status=~"99"',
+         ["burn just over 14.4x over 1h"]),
+        # A request that is both a 5xx and a gRPC error counted twice: 1.25x the real burn.
+        (" or rate(istio_requests_total{", ") + sum(rate(istio_requests_total{",
+         ["burn just under 14.4x over 1h"]),
+        # Latency over all requests: this service's slow 503s spend the latency budget.
+        ('response_code!~"5..",grpc_response_status!~"2|4|13|14|15",', "",
+         ["no traffic raises nothing"]),
     ],
 )
 def test_generated_tests_fail_when_the_rules_are_wrong(tmp_path, old, new, scenarios):

@@ -1,12 +1,23 @@
 """SLO objectives in the real stacks: one PrometheusRule per objective, wired after the
-Prometheus Operator, and bad objectives refused with the key named before anything registers."""
+Prometheus Operator, the rules the program registers for each stack passing promtool and the
+generated promtool tests, and bad objectives refused with the key named before anything
+registers."""
 
 from __future__ import annotations
 
-import pytest
+import shutil
+import subprocess
+from pathlib import Path
 
+import pytest
+import yaml
+
+from components import slo_tests
 from components.model import ConfigError
-from tests.conftest import run_config, stack_config, stack_run
+from components.slo_config import SloObjective
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+
+PROMTOOL = shutil.which("promtool") or "promtool"  # Debian's prometheus package (.ci/run)
 
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -39,6 +50,28 @@ def test_rules_carry_all_windows_and_the_four_burn_rate_alerts():
     assert 'reporter="destination"' in exprs
 
 
+@pytest.mark.parametrize("stack", [s for s in STACKS if s != "dev"])  # dev declares none
+def test_the_registered_rules_pass_promtool_and_their_generated_tests(tmp_path: Path, stack):
+    """What `pulumi up` would apply, not a builder called on the side: the spec of every
+    PrometheusRule the program registered, against the tests generated for the declared
+    objectives (a full outage pages, near-threshold burns, slow burn, no traffic)."""
+    run = stack_run(stack)
+    groups = [g for r in run.of_type(RULE) for g in r.inputs["spec"]["groups"]]
+    declared = stack_config(stack)["service-mesh:slos"]["objectives"]
+    assert groups and declared
+    rule_file = tmp_path / "slo-rules.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False, width=1000))
+    objectives = [SloObjective.model_validate(o) for o in declared]
+    tests = slo_tests.promtool_tests(objectives, stack, rule_file=rule_file.name)
+    test_file = tmp_path / "slo-tests.yml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False, width=1000))
+    for args in (("check", "rules", rule_file), ("test", "rules", test_file)):
+        done = subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCESS" in done.stdout
+
+
 def test_slo_rules_wait_for_the_prometheus_operator():
     run = stack_run("production")
     stack = next(
@@ -59,7 +92,8 @@ def _with_objective(objective: dict) -> dict:
     return cfg
 
 
-GOOD = {"name": "x", "service": "checkout", "namespace": "shop", "availability": 99.9}
+GOOD = {"name": "x", "service": "checkout", "namespace": "shop", "availability": 99.9,
+        "runbookUrl": "https://runbooks.example.com/slo/x"}
 
 
 @pytest.mark.parametrize(
@@ -79,6 +113,16 @@ def test_bad_objectives_are_refused_with_the_key_named(tmp_path, change, key, wo
     assert isinstance(run.error, ConfigError), run.error
     assert key in str(run.error) and words in str(run.error)
     assert run.resources == []
+
+
+def test_production_objectives_must_link_a_runbook(tmp_path):
+    no_runbook = {k: v for k, v in GOOD.items() if k != "runbookUrl"}
+    run = run_config(tmp_path, "production", _with_objective(no_runbook))
+    assert isinstance(run.error, ConfigError), run.error
+    assert "service-mesh:slos.objectives[0].runbookUrl" in str(run.error)
+    assert run.resources == []
+    staging = {**stack_config("staging"), "service-mesh:slos": {"objectives": [no_runbook]}}
+    assert run_config(tmp_path, "staging", staging).error is None
 
 
 def test_duplicate_objective_names_are_refused(tmp_path):

@@ -339,9 +339,16 @@ def _program(main: str) -> None:
         root._finish()
 
 
-def attempt(stack: str, config_file: Path | None = None, preview: bool = False) -> Run:
+def attempt(
+    stack: str,
+    config_file: Path | None = None,
+    preview: bool = False,
+    program: Callable[[], Any] | None = None,
+) -> Run:
     """Like `run_stack`, but a failure is returned in `Run.error` beside what was registered
-    before it, so tests can prove that bad config registers nothing."""
+    before it, so tests can prove that bad config registers nothing. `program` replaces
+    `__main__.py` (component tests register components directly), under the same mocks and
+    stack config."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import _sync_await, run_pulumi_func
@@ -360,7 +367,7 @@ def attempt(stack: str, config_file: Path | None = None, preview: bool = False) 
         sys.path.insert(0, str(ROOT))
     main = str(ROOT / "__main__.py")
     try:
-        _sync_await(run_pulumi_func(lambda: _program(main)))
+        _sync_await(run_pulumi_func(program or (lambda: _program(main))))
     except Exception as error:
         run.error = error
     return run
