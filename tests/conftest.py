@@ -26,6 +26,17 @@ def any_stack(request) -> tuple[str, Run]:
     return request.param, stack_run(request.param)
 
 
+@pytest.fixture(scope="session", params=STACKS)
+def plan(request, tmp_path_factory) -> tuple[Run, Path]:
+    """The offline plan of each committed stack, written once: (run, output directory)."""
+    from tools.plan import write
+
+    out = tmp_path_factory.mktemp(f"plan-{request.param}")
+    run = stack_run(request.param)
+    write(run, out)
+    return run, out
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     """The `config:` map of a committed stack file."""
     return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]

@@ -6,23 +6,13 @@ import json
 import subprocess
 import sys
 
-import pytest
 import yaml
 
-from tests.conftest import STACKS, stack_run
 from tools.engine import ROOT
 from tools.plan import HELM_TYPES, is_manifest, write
 
 RESOURCE_KEYS = {"urn", "type", "name", "parent", "provider", "dependencies", "protect", "inputs"}
 CHART_KEYS = {"chart", "version", "repository", "namespace", "values"}
-
-
-@pytest.fixture(scope="module", params=STACKS)
-def plan(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"plan-{request.param}")
-    run = stack_run(request.param)
-    write(run, out)
-    return run, out
 
 
 def test_resources_json_lists_every_resource_with_the_documented_keys(plan):

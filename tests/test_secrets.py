@@ -8,19 +8,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.conftest import STACKS, stack_run
 from tools.engine import SECRET
-from tools.plan import write
-
-
-@pytest.fixture(scope="module", params=STACKS)
-def plan(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp(f"secrets-{request.param}")
-    run = stack_run(request.param)
-    write(run, out)
-    return run, out
 
 
 def test_no_configured_secret_in_any_plan_file(plan):
