@@ -28,7 +28,7 @@ from components.certificates import (
     dns_token_secret,
     ingress_certificate,
 )
-from components.istio import release
+from components.charts import release
 from components.objects import register
 
 if TYPE_CHECKING:

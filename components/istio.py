@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import mesh
+from components import charts, mesh
 from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
 from components.gateways import egress_gateway_values, ingress_gateway_values
 from components.workload import Workload, spread
@@ -121,29 +121,11 @@ def istiod_values(cfg: PlatformConfig, mesh_config: dict[str, Any]) -> dict[str,
 
 
 def release(
-    name: str,
-    chart: str,
-    namespace: str,
-    values: dict[str, Any],
-    opts: pulumi.ResourceOptions,
-    *,
-    version: str = ISTIO_VERSION,
-    repository: str = ISTIO_REPOSITORY,
+    name: str, chart: str, namespace: str, values: dict[str, Any], opts: pulumi.ResourceOptions
 ) -> k8s.helm.v3.Release:
-    """A pinned Helm release with a fixed name (no random suffix) that waits for readiness."""
-    return k8s.helm.v3.Release(
-        name,
-        name=name,
-        chart=chart,
-        version=version,
-        namespace=namespace,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository),
-        values=values,
-        skip_await=False,
-        timeout=900,
-        max_history=10,
-        cleanup_on_fail=True,
-        opts=opts,
+    """An Istio chart at the pinned Istio version."""
+    return charts.release(
+        name, chart, namespace, values, opts, version=ISTIO_VERSION, repository=ISTIO_REPOSITORY
     )
 
 

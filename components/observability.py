@@ -24,7 +24,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import dashboards, kiali, logs, mesh, metrics, scraping, tracing
-from components.istio import ISTIO_VERSION, release
+from components.charts import chart, release
+from components.istio import ISTIO_VERSION
 from components.objects import register
 
 if TYPE_CHECKING:
@@ -168,21 +169,21 @@ class Observability(pulumi.ComponentResource):
     def _chart(
         self,
         release: str,
-        chart: str,
+        chart_name: str,
         version: str,
         repo: str,
         values: dict[str, Any],
         opts: pulumi.ResourceOptions,
-    ) -> k8s.helm.v4.Chart:
-        return k8s.helm.v4.Chart(
+    ) -> pulumi.Resource:
+        """A hook-free chart in the monitoring namespace: one preview diff per object."""
+        return chart(
             release,
-            name=release,
-            chart=chart,
+            chart_name,
+            mesh.MONITORING_NAMESPACE,
+            values,
+            opts,
             version=version,
-            repository_opts=k8s.helm.v4.RepositoryOptsArgs(repo=repo),
-            namespace=mesh.MONITORING_NAMESPACE,
-            values=values,
-            opts=opts,
+            repository=repo,
         )
 
     def _logs(self, name: str, in_ns: pulumi.ResourceOptions) -> None:

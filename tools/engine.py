@@ -230,7 +230,9 @@ def _make_mocks(run: Run):
         def call(self, args: pulumi.runtime.MockCallArgs):
             fake = FAKE_INVOKES.get(args.token)
             if fake is None:
-                raise NotImplementedError(f"offline engine has no fake for invoke {args.token}")
+                raise LookupError(
+                    f"offline engine has no fake for invoke {args.token}; add one to FAKE_INVOKES"
+                )
             run.invokes.append((args.token, dict(args.args)))
             return fake(dict(args.args))
 
