@@ -34,3 +34,28 @@ def test_ci_runs_the_test_command_written_in_readme():
     command = "ruff check . && python3 -m pytest -q -p no:cacheprovider"
     assert command in README
     assert command in CI
+
+
+def test_readme_config_snippets_are_valid_config():
+    """Every YAML example in README is accepted by the real config parser (on top of the
+    production stack), so the documentation cannot teach a key that does not exist."""
+    import re
+
+    import yaml
+
+    from components import config
+    from tests.test_config import committed
+
+    snippets = [
+        yaml.safe_load(block)
+        for block in re.findall(r"```yaml\n(.*?)```", README, re.S)
+        if block.startswith("service-mesh:")
+    ]
+    assert len(snippets) >= 3
+    for snippet in snippets:
+        raw, secrets = committed("production")
+        for key, value in snippet.items():
+            raw[key.removeprefix("service-mesh:")] = value
+        if "services" in raw and "slos" not in snippet:
+            raw.pop("slos", None)  # production objectives name services the snippet may drop
+        config.parse(raw, secrets)
