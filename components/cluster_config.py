@@ -7,11 +7,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from components.model import Cidr, ConfigModel, Problem, private_cidr
+from components.model import Cidr, ConfigModel, Problem, between, private_cidr, region_slug
 
 # Istio 1.30 refuses Kubernetes older than 1.32 (istioctl MinK8SVersion = 32).
 MIN_KUBERNETES_MINOR = 32
-_REGION = re.compile(r"^[a-z]{3}[0-9]$")
 _SIZE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
@@ -30,12 +29,7 @@ class SystemPool(ConfigModel):
 
     _size = field_validator("size")(_size_slug)
 
-    @field_validator("node_count")
-    @classmethod
-    def _count(cls, v: int) -> int:
-        if not 1 <= v <= 10:
-            raise ValueError("must be between 1 and 10")
-        return v
+    _count = field_validator("node_count")(between(1, 10))
 
 
 class WorkloadPool(ConfigModel):
@@ -47,12 +41,9 @@ class WorkloadPool(ConfigModel):
 
     _size = field_validator("size")(_size_slug)
 
-    @field_validator("min_nodes", "max_nodes")
-    @classmethod
-    def _bounds(cls, v: int) -> int:
-        if not 1 <= v <= 100:
-            raise ValueError("must be between 1 and 100 (DOKS autoscaling needs at least 1 node)")
-        return v
+    _bounds = field_validator("min_nodes", "max_nodes")(
+        between(1, 100, " (DOKS autoscaling needs at least 1 node)")
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> WorkloadPool:
@@ -133,12 +124,7 @@ class ClusterConfig(ConfigModel):
         },
     }
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if not _REGION.match(v):
-            raise ValueError("must be a DigitalOcean region slug such as 'nyc1', 'fra1' or 'sgp1'")
-        return v
+    _region = field_validator("region")(region_slug)
 
     @field_validator("kubernetes_version_prefix")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import SecretStr, field_validator
 
-from components.model import Cidr, ConfigModel, Problem, hostname
+from components.model import Cidr, ConfigModel, Problem, between, hostname
 
 _EMAIL = re.compile(r"^[^@\s]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -91,19 +91,8 @@ class IngressConfig(ConfigModel):
             raise ValueError("must be an e-mail address such as 'platform@example.com'")
         return v
 
-    @field_validator("size_unit")
-    @classmethod
-    def _size(cls, v: int) -> int:
-        if not 1 <= v <= 100:
-            raise ValueError("must be between 1 and 100 load balancer nodes")
-        return v
-
-    @field_validator("dns_ttl")
-    @classmethod
-    def _ttl(cls, v: int) -> int:
-        if not 30 <= v <= 86400:
-            raise ValueError("must be between 30 and 86400 seconds")
-        return v
+    _size = field_validator("size_unit")(between(1, 100, " load balancer nodes"))
+    _ttl = field_validator("dns_ttl")(between(30, 86400, " seconds"))
 
     def record_name(self, host: str) -> str:
         """The DNS record name of `host` inside the zone ('@' for the apex)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -89,6 +90,15 @@ def dns_label(value: str) -> str:
     return value
 
 
+_REGION = re.compile(r"^[a-z]{3}[0-9]$")
+
+
+def region_slug(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("must be a DigitalOcean region slug such as 'nyc1', 'fra1' or 'sgp1'")
+    return value
+
+
 def hostname(value: str) -> str:
     if not _HOSTNAME.match(value):
         raise ValueError("must be a fully qualified lowercase host name such as 'api.example.com'")
@@ -118,3 +128,14 @@ def private_cidr(value: str, min_prefix: int = 16, max_prefix: int = 24) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(ipv4_cidr)]
+
+
+def between(low: int, high: int, note: str = "") -> Callable[[int], int]:
+    """A field check `low <= value <= high` whose message states the range (and why)."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}{note}")
+        return value
+
+    return check

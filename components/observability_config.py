@@ -10,12 +10,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from components.model import MISSING, ConfigModel, Problem, hostname
+from components.model import MISSING, ConfigModel, Problem, between, hostname, region_slug
 
 _SIZE = re.compile(r"^[1-9][0-9]*(Gi|Ti)$")
 _PROM_DURATION = re.compile(r"^[1-9][0-9]*(h|d|w)$")
 _HOURS = re.compile(r"^[1-9][0-9]*h$")
-_REGION = re.compile(r"^[a-z]{3}[0-9]$")
 
 
 def _size(v: str) -> str:
@@ -30,10 +29,7 @@ def _hours(v: str) -> str:
     return v
 
 
-def _replicas(v: int) -> int:
-    if not 1 <= v <= 5:
-        raise ValueError("must be between 1 and 5")
-    return v
+_replicas = between(1, 5)
 
 
 class PrometheusSettings(ConfigModel):
@@ -103,9 +99,7 @@ class LogsSettings(ConfigModel):
     @field_validator("spaces_region")
     @classmethod
     def _region(cls, v: str | None) -> str | None:
-        if v is not None and not _REGION.match(v):
-            raise ValueError("must be a DigitalOcean Spaces region such as 'fra1' or 'nyc3'")
-        return v
+        return None if v is None else region_slug(v)
 
     @model_validator(mode="after")
     def _replication(self) -> LogsSettings:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from components.model import ConfigModel, Problem, dns_label, hostname
+from components.model import ConfigModel, Problem, between, dns_label, hostname
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 HTTP_PROTOCOLS = ("http", "http2", "grpc")
@@ -133,12 +133,9 @@ class RateLimit(ConfigModel):
     requests_per_interval: int
     interval_seconds: int
 
-    @field_validator("requests_per_interval", "interval_seconds")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if not 1 <= v <= 1_000_000:
-            raise ValueError("must be between 1 and 1000000")
-        return v
+    _positive = field_validator("requests_per_interval", "interval_seconds")(
+        between(1, 1_000_000)
+    )
 
 
 class MeshCaConfig(ConfigModel):
@@ -158,12 +155,9 @@ class MeshCaConfig(ConfigModel):
                 raise ValueError("each entry must be a PEM certificate ('-----BEGIN CERTIFICATE')")
         return tuple(c.strip() + "\n" for c in v)
 
-    @field_validator("intermediate_validity_hours")
-    @classmethod
-    def _validity(cls, v: int) -> int:
-        if not 720 <= v <= 87600:
-            raise ValueError("must be between 720 (30 days) and 87600 (10 years)")
-        return v
+    _validity = field_validator("intermediate_validity_hours")(
+        between(720, 87600, " hours (30 days to 10 years)")
+    )
 
 
 _CA = {"intermediateValidityHours": 8760, "earlyRenewalHours": 720}

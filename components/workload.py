@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import field_validator, model_validator
 
-from components.model import ConfigModel, Problem
+from components.model import ConfigModel, Problem, between
 
 _CPU = re.compile(r"^([0-9]+)(m?)$|^([0-9]+\.[0-9]+)$")
 _MEMORY = re.compile(r"^([0-9]+)(Mi|Gi)$")
@@ -122,12 +122,7 @@ class Workload(ConfigModel):
     pdb: DisruptionBudget
     resources: Resources
 
-    @field_validator("min_replicas", "max_replicas")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if not 1 <= v <= 50:
-            raise ValueError("must be between 1 and 50")
-        return v
+    _positive = field_validator("min_replicas", "max_replicas")(between(1, 50))
 
     @model_validator(mode="after")
     def _ordered(self) -> Workload:
