@@ -27,8 +27,6 @@ KIALI_CHART = "kiali-server"
 KIALI_VERSION = "2.29.0"
 KIALI_REPO = "https://kiali.org/helm-charts"
 KIALI_RELEASE = "kiali"  # = deployment.instance_name: Service, ServiceAccount, Deployment
-KIALI_PORT = 20001  # server.port
-KIALI_WEB_ROOT = "/kiali"  # the chart's default web root outside OpenShift
 SIGNING_SECRET = "kiali-signing-key"
 SIGNING_KEY = "key"
 SIGNING_KEY_LENGTH = 32  # Kiali accepts 16, 24 or 32 characters (an AES key)

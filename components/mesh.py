@@ -24,7 +24,6 @@ def principal(namespace: str, service_account: str) -> str:
 
 
 INGRESS_PRINCIPAL = principal(INGRESS_NAMESPACE, INGRESS_GATEWAY)
-EGRESS_PRINCIPAL = principal(EGRESS_NAMESPACE, EGRESS_GATEWAY)
 
 # Namespaces istiod watches carry this label (meshConfig.discoverySelectors).
 DISCOVERY_LABEL = {"service-mesh/discovery": "enabled"}

@@ -20,7 +20,6 @@ KPS_RELEASE = "kube-prometheus-stack"  # <= 26 chars: the chart's fullname is th
 
 NS = mesh.MONITORING_NAMESPACE
 PROMETHEUS_URL = f"http://{KPS_RELEASE}-prometheus.{NS}.svc.cluster.local:9090"
-ALERTMANAGER_URL = f"http://{KPS_RELEASE}-alertmanager.{NS}.svc.cluster.local:9093"
 GRAFANA_SERVICE = f"{KPS_RELEASE}-grafana"  # grafana subchart fullname: <release>-grafana
 GRAFANA_URL = f"http://{GRAFANA_SERVICE}.{NS}.svc.cluster.local:80"
 PROMETHEUS_DATASOURCE_UID = "prometheus"  # kps default: grafana.sidecar.datasources.uid
