@@ -563,3 +563,15 @@ def test_sidecar_requests_above_the_cap_are_refused(tmp_path):
 def test_bad_revision_is_refused(tmp_path):
     keys = refused(tmp_path, "dev", "istio", {"revision": "1.30"})
     assert keys == ["istio.revision"]
+
+
+def test_istiod_trace_sampling_follows_the_one_sampling_setting():
+    """istiod's legacy default and the Telemetry resource read the same key, so they can never
+    disagree: changing observability.tracing.samplingPercentage moves both."""
+    from tests.test_config import committed
+
+    raw, secrets = committed("staging")
+    raw["observability"] = {"tracing": {"samplingPercentage": 2.5}}
+    cfg = parse(raw, secrets)
+    assert istiod_values(cfg, {})["traceSampling"] == 2.5
+    assert "traceSampling" not in stack_config("staging").get("service-mesh:istio", {})

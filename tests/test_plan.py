@@ -103,3 +103,11 @@ def test_stack_exports_are_recorded_with_secrets_masked(plan):
     assert (
         lb.type.endswith("LoadBalancer") and outputs["workloadTag"] == f"mesh-{run.stack}-workload"
     )
+
+
+def test_integral_numbers_are_written_as_ints(plan):
+    """The mock wire carries only doubles; the plan shows numbers as the program sent them."""
+    _, out = plan
+    gateway = yaml.safe_load((out / "manifests" / "gateway-istio-ingress-public.yaml").read_text())
+    ports = [s["port"]["number"] for s in gateway["spec"]["servers"]]
+    assert ports == [80, 443] and all(type(p) is int for p in ports)
