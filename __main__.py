@@ -1,63 +1,109 @@
 """Composes the service-mesh platform for one stack. No logic here: config is validated once,
-components are wired in dependency order, outputs are exported."""
+each component gets its typed args (its config slice and the upstream outputs it needs), and
+outputs are exported."""
 
 import pulumi
 
 from components import config
-from components.cluster import DoksCluster
-from components.ingress import IngressEdge
-from components.istio import IstioControlPlane
-from components.namespaces import PlatformNamespaces
-from components.observability import Observability
-from components.observability import mesh_config as observability_mesh_config
-from components.security import MeshCertificateAuthority, MeshSecurity, mesh_config
-from components.slo import SloRules
+from components.base import mesh
+from components.base.resources import secret_output
+from components.cluster.component import DoksCluster, DoksClusterArgs
+from components.edge.component import IngressEdge, IngressEdgeArgs
+from components.edge.gateway import ingress_gateway_values
+from components.graph.component import PlatformNamespaces, PlatformNamespacesArgs
+from components.istio.component import IstioControlPlane, IstioControlPlaneArgs
+from components.observability import tracing
+from components.observability.component import Observability, ObservabilityArgs
+from components.security import objects as security
+from components.security.component import (
+    MeshCertificateAuthority,
+    MeshCertificateAuthorityArgs,
+    MeshSecurity,
+    MeshSecurityArgs,
+)
+from components.slo.component import SloRules, SloRulesArgs
 
 cfg = config.load()
+graph = cfg.graph
 
 # 1. Cluster: VPC, DOKS, node pools, and the Kubernetes provider every in-cluster layer uses.
-cluster = DoksCluster(cfg.name, cfg.cluster, cfg.environment)
+cluster = DoksCluster(cfg.name, DoksClusterArgs(cfg.cluster, cfg.environment))
 in_cluster = pulumi.ResourceOptions(provider=cluster.provider)
 
 # 2-3. Namespaces, mesh CA, Istio control plane, gateways, load balancer, DNS, TLS.
-namespaces = PlatformNamespaces("namespaces", cfg, opts=in_cluster)
+namespaces = PlatformNamespaces(
+    "namespaces",
+    PlatformNamespacesArgs(graph.namespace_names, cfg.istio.revision_tag),
+    opts=in_cluster,
+)
 mesh_ca = MeshCertificateAuthority(
-    "mesh-ca", cfg, depends_on=[namespaces.get("istio-system")], opts=in_cluster
+    "mesh-ca",
+    MeshCertificateAuthorityArgs(
+        stack_name=cfg.name,
+        ca=cfg.security.mesh_ca,
+        root_cert=secret_output(cfg.mesh_ca_root_cert),
+        root_key=secret_output(cfg.mesh_ca_root_key),
+        namespace=namespaces.by_name[mesh.ROOT_NAMESPACE],
+    ),
+    opts=in_cluster,
 )
 istio = IstioControlPlane(
     "istio",
-    cfg,
-    namespaces,
-    mesh_config={**mesh_config(cfg), **observability_mesh_config(cfg)},
-    istiod_depends_on=[mesh_ca.secret],
+    IstioControlPlaneArgs(
+        istio=cfg.istio,
+        mesh_config={**security.mesh_config(cfg.security), **tracing.mesh_config()},
+        trace_sampling_percentage=cfg.observability.tracing.sampling_percentage,
+        ingress_gateway_values=ingress_gateway_values(
+            cfg.istio.ingress_gateway, cfg.istio.revision_tag
+        ),
+        namespaces=namespaces.by_name,
+        istiod_depends_on=[mesh_ca.secret],
+    ),
     opts=in_cluster,
 )
 ingress = IngressEdge(
     "ingress",
-    cfg,
-    vpc=cluster.vpc,
-    workload_tag=cluster.workload_tag_resource,
-    namespaces=namespaces,
-    istio=istio,
-    project_id=cluster.project.id,
+    IngressEdgeArgs(
+        stack_name=cfg.name,
+        region=cfg.cluster.region,
+        ingress=cfg.ingress,
+        dns_api_token=secret_output(cfg.dns_api_token),
+        vpc_id=cluster.vpc.id,
+        workload_tag=cluster.workload_tag_resource.name,
+        project_id=cluster.project.id,
+        namespaces=namespaces.by_name,
+        crds_ready=istio.crds_ready,
+    ),
     opts=in_cluster,
 )
 
 # 4. Security: mTLS, authorization, network policies, egress control.
-security = MeshSecurity(
-    "security", cfg, namespaces=namespaces, crds_ready=istio.crds_ready, opts=in_cluster
+MeshSecurity(
+    "security",
+    MeshSecurityArgs(graph, cfg.security, namespaces.by_name, istio.crds_ready),
+    opts=in_cluster,
 )
 
 # 5-6. Observability and SLO rules.
 observability = Observability(
-    "observability", cfg, namespaces=namespaces, crds_ready=istio.crds_ready, opts=in_cluster
-)
-slo_rules = SloRules(
-    "slo",
-    cfg.slos.objectives,
-    cfg.environment,
+    "observability",
+    ObservabilityArgs(
+        stack_name=cfg.name,
+        environment=cfg.environment,
+        region=cfg.cluster.region,
+        observability=cfg.observability,
+        pager_url=secret_output(cfg.alert_pager_url),
+        ticket_url=secret_output(cfg.alert_ticket_url),
+        mesh_namespaces=graph.namespace_names,
+        namespaces=namespaces.by_name,
+        crds_ready=istio.crds_ready,
+    ),
     opts=in_cluster,
-    depends_on=[observability.prometheus_stack],
+)
+SloRules(
+    "slo",
+    SloRulesArgs(cfg.slos.objectives, cfg.environment, [observability.prometheus_stack]),
+    opts=in_cluster,
 )
 
 pulumi.export("environment", cfg.environment)

@@ -1,72 +1,50 @@
 """Typed stack configuration: every `service-mesh:*` key parsed once into frozen models.
 
-`service-mesh:environment` picks a profile of defaults (like Istio's install profiles); the stack
-file states only what differs. Each concern declares its section in
-`components/<concern>_config.py` with its per-environment `DEFAULTS` and its cross-checks; they
-are composed and checked together here. Any bad value raises `ConfigError` before a resource
-is registered.
+`service-mesh:environment` names an environment (`components/base/profiles.py`), which picks
+the tier of every section's profile (like Istio's install profiles); the stack file states only
+what differs. Each concern declares its section in `components/<concern>/config.py` with its
+`PROFILES` and its checks; they are composed and checked together here. Any bad value raises
+`ConfigError` before a resource is registered.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Literal, get_args
+from functools import cached_property
+from typing import Any, TypeVar, get_args
 
+import pulumi
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 
-from components.cluster_config import ClusterConfig, cluster_problems
-from components.ingress_config import IngressConfig, ingress_problems
-from components.istio_config import IstioConfig, istio_problems
-from components.model import (
+from components.base.model import (
     MISSING,
     NAMESPACE,
     ConfigError,
     ConfigModel,
     Problem,
+    deep_merge,
     dns_label,
 )
-from components.observability_config import ObservabilityConfig, observability_problems
-from components.security_config import (
-    MeshService,
-    SecurityConfig,
-    graph_problems,
-    unknown_service,
-)
-from components.slo_config import SloConfig
+from components.base.profiles import ENVIRONMENTS, tier_of
+from components.cluster.config import ClusterConfig, cluster_problems
+from components.edge.config import IngressConfig, ingress_problems
+from components.graph import checks as graph_checks
+from components.graph.checks import ServiceGraph, graph_problems
+from components.graph.model import MeshNamespace, MeshService
+from components.istio.config import IstioConfig, istio_problems
+from components.observability.config import ObservabilityConfig, observability_problems
+from components.security.config import SecurityConfig, security_problems
+from components.slo.config import SloConfig, slo_problems
 
-Environment = Literal["dev", "staging", "production"]
-ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
+__all__ = ["ENVIRONMENTS", "ConfigError", "PlatformConfig", "StackConfigError", "load", "parse"]
 
-
-class MeshNamespace(ConfigModel):
-    """An application namespace in the mesh: sidecars injected through the revision tag,
-    seen by istiod's discoverySelectors, default-deny authorization and network policies."""
-
-    name: str
-    # Namespaces being migrated into the mesh may accept plaintext for a while.
-    mtls: Literal["strict", "permissive"] = "strict"
-    # Production only allows `permissive` with a stated reason, visible in the stack file.
-    permissive_exception: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        dns_label(v)
-        if v in RESERVED_NAMESPACES or v.startswith("kube-"):
-            raise ValueError(
-                f"is reserved for the platform; choose another name (reserved: "
-                f"{', '.join(sorted(RESERVED_NAMESPACES))}, kube-*)"
-            )
-        return v
+R = TypeVar("R")
 
 
-RESERVED_NAMESPACES = frozenset(
-    {"default", "istio-system", "istio-ingress", "istio-egress", "monitoring", "cert-manager"}
-)
+class StackConfigError(ConfigError, pulumi.RunError):
+    """`ConfigError` as `pulumi up` reports it: a `RunError` prints its message, no traceback."""
 
-
-# --- the whole stack --------------------------------------------------------------------------
 
 # Sections: top-level key -> model. Each concern adds its own section here.
 SECTIONS: dict[str, type[ConfigModel]] = {
@@ -82,15 +60,16 @@ SECTIONS: dict[str, type[ConfigModel]] = {
 class PlatformConfig(ConfigModel):
     """Everything one stack needs, validated together so cross-section rules can be checked."""
 
-    environment: Environment
+    environment: str
     name: str
     cluster: ClusterConfig
+    # Application namespaces in the mesh (components/graph/model.py).
     mesh_namespaces: tuple[MeshNamespace, ...] = ()
     observability: ObservabilityConfig
     # Alertmanager receivers (webhook URLs with their keys): secrets, flat top-level keys.
     alert_pager_url: SecretStr | None = None
     alert_ticket_url: SecretStr | None = None
-    # The declared service graph (components/security_config.py): who may call whom.
+    # The declared service graph (components/graph/model.py): who may call whom.
     services: tuple[MeshService, ...] = ()
     security: SecurityConfig
     # Mesh root CA (PEM), set with `python -m tools.mesh_ca`; required in production.
@@ -102,46 +81,43 @@ class PlatformConfig(ConfigModel):
     dns_api_token: SecretStr | None = None
     slos: SloConfig
 
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str) -> str:
+        if v not in ENVIRONMENTS:
+            raise ValueError(f"must be one of: {', '.join(ENVIRONMENTS)}")
+        return v
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return dns_label(v)
 
+    @cached_property
+    def graph(self) -> ServiceGraph:
+        """The declared service graph, indexed once for every layer that reads it."""
+        return ServiceGraph(self.mesh_namespaces, self.services, self.security.external_hosts)
+
+    def rules(self, section: Any) -> Any:
+        """The rules this stack's tier sets for `section` (a section model, or a module with
+        `PROFILES` such as `components.graph.checks`)."""
+        return section.PROFILES[tier_of(self.environment)].rules
+
     @model_validator(mode="after")
     def _environment_rules(self) -> PlatformConfig:
-        problems = cluster_problems(self.environment, self.cluster)
-        seen: set[str] = set()
-        for i, ns in enumerate(self.mesh_namespaces):
-            key = f"meshNamespaces[{i}]"
-            if ns.name in seen:
-                problems.append(
-                    Problem(f"{key}.name", ns.name, "is declared twice; names must be unique")
-                )
-            seen.add(ns.name)
-            if (
-                ns.mtls == "permissive"
-                and self.environment == "production"
-                and not ns.permissive_exception
-            ):
-                problems.append(
-                    Problem(
-                        f"{key}.mtls",
-                        "permissive",
-                        "is refused in production unless permissiveException states why "
-                        "(a visible, reviewed exception); otherwise use 'strict'",
-                    )
-                )
+        env = self.environment
+        problems = cluster_problems(self.cluster, self.rules(ClusterConfig), env)
         problems += observability_problems(
-            self.environment,
             self.observability,
+            self.rules(ObservabilityConfig),
+            env,
             self.alert_pager_url is not None,
             self.alert_ticket_url is not None,
         )
-        problems += graph_problems(
-            self.environment, [ns.name for ns in self.mesh_namespaces], self.services, self.security
-        )
+        problems += graph_problems(self.graph, self.rules(graph_checks), env)
+        problems += security_problems(self.security, self.rules(SecurityConfig), env)
         if (self.mesh_ca_root_cert is None) != (self.mesh_ca_root_key is None) or (
-            self.mesh_ca_root_cert is None and self.environment == "production"
+            self.mesh_ca_root_cert is None and self.rules(SecurityConfig).configured_root
         ):
             problems.append(
                 Problem(
@@ -151,64 +127,20 @@ class PlatformConfig(ConfigModel):
                     "create them with `python -m tools.mesh_ca`",
                 )
             )
-        problems += istio_problems(self.environment, self.istio)
-        problems += ingress_problems(self.environment, self.ingress, self.dns_api_token)
+        problems += istio_problems(self.istio, self.rules(IstioConfig), env)
+        problems += ingress_problems(
+            self.ingress, self.rules(IngressConfig), env, self.dns_api_token
+        )
         problems += slo_problems(
-            self.environment, self.slos, self.services, self.observability.prometheus.retention
+            self.slos,
+            self.rules(SloConfig),
+            env,
+            self.graph,
+            self.observability.prometheus.retention,
         )
         if problems:
             raise ConfigError(problems)
         return self
-
-
-_DURATION_DAYS = {"h": 1 / 24, "d": 1, "w": 7}
-
-
-def _days(duration: str) -> float:
-    """'35d' -> 35.0; validated Prometheus durations only (h, d, w)."""
-    return float(duration[:-1]) * _DURATION_DAYS[duration[-1]]
-
-
-def slo_problems(
-    environment: str, slos: SloConfig, services: tuple[MeshService, ...], retention: str
-) -> list[Problem]:
-    """An objective must name a declared service, in that service's namespace, and Prometheus
-    must keep the whole 30-day error-budget window (plus a day of margin). In production every
-    objective links a runbook: its alerts page someone."""
-    problems = []
-    if slos.objectives and _days(retention) < 31:
-        problems.append(
-            Problem(
-                "observability.prometheus.retention",
-                retention,
-                "must be at least 31d while SLO objectives are declared: the error budget is "
-                "computed over 30 days of data",
-            )
-        )
-    by_name = {s.name: s for s in services}
-    for i, objective in enumerate(slos.objectives):
-        key = f"slos.objectives[{i}]"
-        if environment == "production" and objective.runbook_url is None:
-            problems.append(
-                Problem(
-                    f"{key}.runbookUrl",
-                    MISSING,
-                    "is required in production: every page links the runbook of its objective",
-                )
-            )
-        unknown = unknown_service(f"{key}.service", objective.service, services)
-        if unknown:
-            problems.append(unknown)
-        elif by_name[objective.service].namespace != objective.namespace:
-            declared = by_name[objective.service].namespace
-            problems.append(
-                Problem(
-                    f"{key}.namespace",
-                    objective.namespace,
-                    f"must be {declared!r}, the namespace service {objective.service!r} is in",
-                )
-            )
-    return problems
 
 
 SECRET_FIELDS: tuple[str, ...] = tuple(
@@ -219,22 +151,13 @@ SECRET_FIELDS: tuple[str, ...] = tuple(
 
 
 def profile(environment: str) -> dict[str, Any]:
-    """The defaults an environment starts from, keyed as in stack files."""
+    """The defaults an environment starts from, keyed as in stack files: its tier's section
+    profiles, then the values the environment itself states."""
     base: dict[str, Any] = {"name": f"mesh-{environment}"}
+    tier = tier_of(environment)
     for key, section in SECTIONS.items():
-        base[key] = copy.deepcopy(section.DEFAULTS[environment])  # type: ignore[attr-defined]
-    return base
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge objects; lists and scalars in the stack file replace the profile's."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+        base[key] = copy.deepcopy(dict(section.PROFILES[tier].defaults))  # type: ignore[attr-defined]
+    return deep_merge(base, dict(ENVIRONMENTS[environment].overrides))
 
 
 def _decode(raw: Any) -> Any:
@@ -305,7 +228,7 @@ def parse(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Pla
             MISSING,
             f"required key is missing; set one of: {', '.join(ENVIRONMENTS)}",
         )
-    if environment not in ENVIRONMENTS:
+    if not isinstance(environment, str) or environment not in ENVIRONMENTS:
         raise ConfigError.one(
             "environment", environment, f"must be one of: {', '.join(ENVIRONMENTS)}"
         )
@@ -317,7 +240,7 @@ def parse(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Pla
                 "[not shown]",
                 f"must be stored encrypted: pulumi config set --secret {NAMESPACE}:{alias} ...",
             )
-    merged = _merge(profile(environment), data)
+    merged = deep_merge(profile(environment), data)
     try:
         return PlatformConfig.model_validate(merged)
     except ValidationError as error:
@@ -335,4 +258,7 @@ def load() -> PlatformConfig:
     secrets = frozenset(
         k for k in raw if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secrets
     )
-    return parse(raw, secrets)
+    try:
+        return parse(raw, secrets)
+    except ConfigError as error:
+        raise StackConfigError(error.problems) from None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.engine import ROOT, Run, attempt, run_stack
+from tools.engine import ROOT, Run, attempt, read_stack_config, run_stack, stack_file
 
 STACKS = ("dev", "staging", "production")
 _RUNS: dict[str, Run] = {}
@@ -19,11 +19,6 @@ def stack_run(stack: str) -> Run:
     if stack not in _RUNS:
         _RUNS[stack] = run_stack(stack)
     return _RUNS[stack]
-
-
-@pytest.fixture(params=STACKS)
-def any_stack(request) -> tuple[str, Run]:
-    return request.param, stack_run(request.param)
 
 
 @pytest.fixture(scope="session", params=STACKS)
@@ -53,3 +48,14 @@ def write_stack_file(
 def run_config(tmp_path: Path, stack: str, config: dict[str, Any]) -> Run:
     """Run the program for an ad-hoc stack file; failures come back in `Run.error`."""
     return attempt(stack, write_stack_file(tmp_path, config))
+
+
+def parsed_stack(stack: str):
+    """The committed stack file parsed as the program sees it (secrets as the engine's
+    placeholders), for builder tests that need a stack's typed config."""
+    from components.config import parse
+
+    values, secret_keys, _ = read_stack_config(stack_file(stack))
+    prefix = "service-mesh:"
+    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+    return parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))

@@ -15,14 +15,29 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components import mesh
-from components.authorization import authorization_policies, istio_paths
-from components.egress import GATEWAY_HTTP_PORT, GATEWAY_TLS_PORT, gateway_policies
-from components.security_config import HTTP_METHODS, ExternalHost, MeshService
+from components.base import mesh
+from components.graph.checks import ServiceGraph
+from components.graph.model import HTTP_METHODS, ExternalHost, MeshNamespace, MeshService
+from components.security.authorization import authorization_policies as policies_of_graph
+from components.security.authorization import istio_paths
+from components.security.egress import GATEWAY_HTTP_PORT, GATEWAY_TLS_PORT, gateway_policies
 from tests.conftest import run_config, stack_config
 from tests.schema import validate_istio
 
 # --- the model -------------------------------------------------------------------------------
+
+
+def authorization_policies(namespaces, services, permissive=()):
+    """The layer's policies for a graph given as namespace names, services and the names of
+    PERMISSIVE namespaces."""
+    graph = ServiceGraph(
+        tuple(
+            MeshNamespace(name=ns, mtls="permissive" if ns in permissive else "strict")
+            for ns in namespaces
+        ),
+        tuple(services),
+    )
+    return policies_of_graph(graph)
 
 
 @dataclass(frozen=True)
@@ -85,9 +100,13 @@ def operation_matches(op: dict[str, Any], r: Request) -> bool:
 
 
 def condition_matches(cond: dict[str, Any], r: Request) -> bool:
-    attributes = {"source.namespace": r.namespace, "source.principal": r.principal,
-                  "destination.port": str(r.port), "request.method": r.method,
-                  "connection.sni": r.sni}
+    attributes = {
+        "source.namespace": r.namespace,
+        "source.principal": r.principal,
+        "destination.port": str(r.port),
+        "request.method": r.method,
+        "connection.sni": r.sni,
+    }
     assert cond["key"] in attributes, f"model does not know condition {cond['key']}"
     value = attributes[cond["key"]]
     ok = "values" not in cond or _any(cond["values"], value)
@@ -115,8 +134,11 @@ def allowed(policies: list[dict[str, Any]], w: Workload, r: Request) -> bool:
     relevant = [p for p in policies if applies(p, w)]
     for p in relevant:
         assert p["spec"].get("action", "ALLOW") in ("ALLOW", "DENY"), p
-    if any(p["spec"].get("action") == "DENY" and any(rule_matches(x, r) for x in
-           p["spec"].get("rules", [])) for p in relevant):
+    if any(
+        p["spec"].get("action") == "DENY"
+        and any(rule_matches(x, r) for x in p["spec"].get("rules", []))
+        for p in relevant
+    ):
         return False
     allow = [p for p in relevant if p["spec"].get("action", "ALLOW") == "ALLOW"]
     if not allow:
@@ -127,16 +149,30 @@ def allowed(policies: list[dict[str, Any]], w: Workload, r: Request) -> bool:
 def test_model_catches_the_split_rule_mistake():
     """The seed material's shape (from/to/when as separate items) allows anyone: the model
     must say so, or it could not catch the mistake in generated policies."""
-    split = {"metadata": {"namespace": "shop"}, "spec": {"action": "ALLOW", "rules": [
-        {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/frontend"]}}]},
-        {"to": [{"operation": {"methods": ["GET"]}}]},
-    ]}}
+    split = {
+        "metadata": {"namespace": "shop"},
+        "spec": {
+            "action": "ALLOW",
+            "rules": [
+                {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/frontend"]}}]},
+                {"to": [{"operation": {"methods": ["GET"]}}]},
+            ],
+        },
+    }
     stranger = Request("cluster.local/ns/evil/sa/x", "evil", "GET", "/", 8080)
     assert allowed([split], Workload("shop", {"app": "a"}), stranger)
-    together = {"metadata": {"namespace": "shop"}, "spec": {"action": "ALLOW", "rules": [
-        {"from": [{"source": {"principals": ["cluster.local/ns/shop/sa/frontend"]}}],
-         "to": [{"operation": {"methods": ["GET"]}}]},
-    ]}}
+    together = {
+        "metadata": {"namespace": "shop"},
+        "spec": {
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"principals": ["cluster.local/ns/shop/sa/frontend"]}}],
+                    "to": [{"operation": {"methods": ["GET"]}}],
+                },
+            ],
+        },
+    }
     assert not allowed([together], Workload("shop", {"app": "a"}), stranger)
 
 
@@ -144,18 +180,26 @@ def test_model_catches_the_split_rule_mistake():
 
 
 def under(prefix: str, path: str) -> bool:
-    return path.startswith(prefix) if prefix.endswith("/") else (
-        path == prefix or path.startswith(prefix + "/"))
+    return (
+        path.startswith(prefix)
+        if prefix.endswith("/")
+        else (path == prefix or path.startswith(prefix + "/"))
+    )
 
 
-def expected(services: list[MeshService], svc: MeshService, r: Request,
-             permissive: frozenset[str] = frozenset()) -> bool:
+def expected(
+    services: list[MeshService],
+    svc: MeshService,
+    r: Request,
+    permissive: frozenset[str] = frozenset(),
+) -> bool:
     """What the declared graph says about request `r` to `svc`: a declared caller's identity
     with its methods and paths, the ingress gateway on exposed paths, and plaintext (no
     identity at all) only on ports whose mTLS is PERMISSIVE (port or namespace)."""
     if r.principal is None:
-        return r.port in {p.port for p in svc.ports
-                          if p.mtls == "permissive" or svc.namespace in permissive}
+        return r.port in {
+            p.port for p in svc.ports if p.mtls == "permissive" or svc.namespace in permissive
+        }
     http_ports = {p.port for p in svc.ports if p.protocol != "tcp"}
     for c in svc.callers:
         caller = next(s for s in services if s.name == c.service)
@@ -163,23 +207,31 @@ def expected(services: list[MeshService], svc: MeshService, r: Request,
             continue
         if not http_ports and r.port in {p.port for p in svc.ports}:
             return True  # TCP-only: identity and port are all there is to match
-        if r.port in http_ports and r.method in c.methods and any(
-            under(p, r.path) for p in c.paths
+        if (
+            r.port in http_ports
+            and r.method in c.methods
+            and any(under(p, r.path) for p in c.paths)
         ):
             return True
     ing = svc.ingress
     return bool(
-        ing and r.principal == mesh.INGRESS_PRINCIPAL and r.port in http_ports
-        and r.method in ing.methods and any(under(p, r.path) for p in ing.paths)
+        ing
+        and r.principal == mesh.INGRESS_PRINCIPAL
+        and r.port in http_ports
+        and r.method in ing.methods
+        and any(under(p, r.path) for p in ing.paths)
     )
 
 
 def probes(services: list[MeshService], svc: MeshService) -> list[Request]:
     """Requests near every boundary: each declared and undeclared identity, method, path."""
     identities = {(mesh.principal(s.namespace, s.service_account), s.namespace) for s in services}
-    identities |= {(mesh.INGRESS_PRINCIPAL, mesh.INGRESS_NAMESPACE), (None, None),
-                   (mesh.principal("intruder", svc.service_account), "intruder"),
-                   (mesh.principal(svc.namespace, "default"), svc.namespace)}
+    identities |= {
+        (mesh.INGRESS_PRINCIPAL, mesh.INGRESS_NAMESPACE),
+        (None, None),
+        (mesh.principal("intruder", svc.service_account), "intruder"),
+        (mesh.principal(svc.namespace, "default"), svc.namespace),
+    }
     paths = {"/", "/zzz"}
     for c in svc.callers:
         for p in c.paths:
@@ -197,8 +249,9 @@ def probes(services: list[MeshService], svc: MeshService) -> list[Request]:
     ]
 
 
-def check_graph(services: list[MeshService], namespaces: list[str],
-                permissive: frozenset[str] = frozenset()) -> int:
+def check_graph(
+    services: list[MeshService], namespaces: list[str], permissive: frozenset[str] = frozenset()
+) -> int:
     policies = authorization_policies(namespaces, services, permissive)
     checked = 0
     for svc in services:
@@ -221,8 +274,11 @@ def committed_services(stack: str) -> tuple[list[MeshService], list[str]]:
 def test_committed_graph_allows_declared_calls_only(stack):
     services, namespaces = committed_services(stack)
     assert services, "the stack declares a service graph"
-    permissive = frozenset(ns["name"] for ns in stack_config(stack)["service-mesh:meshNamespaces"]
-                           if ns.get("mtls") == "permissive")
+    permissive = frozenset(
+        ns["name"]
+        for ns in stack_config(stack)["service-mesh:meshNamespaces"]
+        if ns.get("mtls") == "permissive"
+    )
     assert check_graph(services, namespaces, permissive) > 100
 
 
@@ -239,8 +295,9 @@ def test_declared_call_allowed_and_undeclared_caller_denied_in_production_graph(
     assert not allowed(policies, w, Request(frontend, "shop", "DELETE", "/api/cart", 8080))
     assert not allowed(policies, w, Request(frontend, "shop", "GET", "/api/cartoon", 8080))
     assert not allowed(policies, w, Request(frontend, "shop", "GET", "/admin", 8080))
-    assert not allowed(policies, w, Request(mesh.INGRESS_PRINCIPAL, "istio-ingress", "GET",
-                                            "/api/cart", 8080))
+    assert not allowed(
+        policies, w, Request(mesh.INGRESS_PRINCIPAL, "istio-ingress", "GET", "/api/cart", 8080)
+    )
 
 
 # --- generated graphs ------------------------------------------------------------------------
@@ -260,25 +317,41 @@ def graphs(draw) -> list[MeshService]:
         for other in draw(st.lists(st.sampled_from(names), unique=True, max_size=3)):
             if other == name:
                 continue
-            callers.append({"service": other} if tcp else {
-                "service": other,
-                "methods": draw(st.lists(st.sampled_from(HTTP_METHODS[:5]), min_size=1,
-                                         max_size=3, unique=True)),
-                "paths": draw(st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2,
-                                       unique=True)),
-            })
+            callers.append(
+                {"service": other}
+                if tcp
+                else {
+                    "service": other,
+                    "methods": draw(
+                        st.lists(
+                            st.sampled_from(HTTP_METHODS[:5]), min_size=1, max_size=3, unique=True
+                        )
+                    ),
+                    "paths": draw(
+                        st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2, unique=True)
+                    ),
+                }
+            )
         svc: dict[str, Any] = {
             "name": name,
             "namespace": draw(st.sampled_from(NAMESPACES)),
             "serviceAccount": draw(st.sampled_from([name, "shared"])),
-            "ports": [{"name": "main", "port": draw(st.sampled_from([8080, 9090])),
-                       "protocol": "tcp" if tcp else "http",
-                       "mtls": draw(st.sampled_from(["strict", "strict", "permissive"]))}],
+            "ports": [
+                {
+                    "name": "main",
+                    "port": draw(st.sampled_from([8080, 9090])),
+                    "protocol": "tcp" if tcp else "http",
+                    "mtls": draw(st.sampled_from(["strict", "strict", "permissive"])),
+                }
+            ],
             "callers": callers,
         }
         if not tcp and draw(st.booleans()):
-            svc["ingress"] = {"paths": draw(st.lists(st.sampled_from(PREFIXES), min_size=1,
-                                                     max_size=2, unique=True))}
+            svc["ingress"] = {
+                "paths": draw(
+                    st.lists(st.sampled_from(PREFIXES), min_size=1, max_size=2, unique=True)
+                )
+            }
         services.append(MeshService.model_validate(svc))
     return services
 
@@ -317,11 +390,17 @@ def test_default_deny_in_every_namespace_matches_nothing():
 
 
 def test_plaintext_only_on_the_ports_config_makes_permissive():
-    db = MeshService.model_validate({
-        "name": "db", "namespace": "shop", "serviceAccount": "db",
-        "ports": [{"name": "sql", "port": 5432, "protocol": "tcp", "mtls": "permissive"},
-                  {"name": "admin", "port": 8080}],
-    })
+    db = MeshService.model_validate(
+        {
+            "name": "db",
+            "namespace": "shop",
+            "serviceAccount": "db",
+            "ports": [
+                {"name": "sql", "port": 5432, "protocol": "tcp", "mtls": "permissive"},
+                {"name": "admin", "port": 8080},
+            ],
+        }
+    )
     policies = authorization_policies(["shop"], [db])
     w = Workload("shop", db.workload_labels)
     assert allowed(policies, w, Request(None, None, "GET", "/", 5432)), "plaintext client"
@@ -340,14 +419,17 @@ EGRESS_GW = Workload(mesh.EGRESS_NAMESPACE, dict(mesh.EGRESS_SELECTOR))
 
 
 def host(name: str, namespaces: list[str], **extra: Any) -> ExternalHost:
-    return ExternalHost.model_validate({"host": name, "namespaces": namespaces,
-                                        "egressGateway": True, **extra})
+    return ExternalHost.model_validate(
+        {"host": name, "namespaces": namespaces, "egressGateway": True, **extra}
+    )
 
 
 def test_egress_gateway_allows_declared_namespace_and_host_only():
-    hosts = [host("api.stripe.com", ["shop"]),
-             host("api.ledger.example", ["ledger"], tls="originate"),
-             ExternalHost.model_validate({"host": "direct.example", "namespaces": ["shop"]})]
+    hosts = [
+        host("api.stripe.com", ["shop"]),
+        host("api.ledger.example", ["ledger"], tls="originate"),
+        ExternalHost.model_validate({"host": "direct.example", "namespaces": ["shop"]}),
+    ]
     policies = gateway_policies(hosts)
     for p in policies:
         validate_istio(p)
@@ -357,22 +439,26 @@ def test_egress_gateway_allows_declared_namespace_and_host_only():
         return Request(principal, ns, "GET", "/", GATEWAY_TLS_PORT, sni=sni)
 
     def http(principal, ns, sni, host_header):
-        return Request(principal, ns, "POST", "/v1", GATEWAY_HTTP_PORT, sni=sni,
-                       host=host_header)
+        return Request(principal, ns, "POST", "/v1", GATEWAY_HTTP_PORT, sni=sni, host=host_header)
 
     assert allowed(policies, EGRESS_GW, tls(shop, "shop", "api.stripe.com"))
-    assert not allowed(policies, EGRESS_GW, tls(ledger, "ledger", "api.stripe.com")), \
+    assert not allowed(policies, EGRESS_GW, tls(ledger, "ledger", "api.stripe.com")), (
         "namespace not declared for the host"
+    )
     assert not allowed(policies, EGRESS_GW, tls(None, None, "api.stripe.com")), "no identity"
     assert not allowed(policies, EGRESS_GW, tls(shop, "shop", "api.ledger.example"))
-    assert not allowed(policies, EGRESS_GW, tls(shop, "shop", "direct.example")), \
+    assert not allowed(policies, EGRESS_GW, tls(shop, "shop", "direct.example")), (
         "a host not routed through the gateway"
-    assert allowed(policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example",
-                                             "api.ledger.example"))
-    assert not allowed(policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example",
-                                                 "api.stripe.com")), "Host header checked too"
-    assert not allowed(policies, EGRESS_GW, http(shop, "shop", "api.ledger.example",
-                                                 "api.ledger.example"))
+    )
+    assert allowed(
+        policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example", "api.ledger.example")
+    )
+    assert not allowed(
+        policies, EGRESS_GW, http(ledger, "ledger", "api.ledger.example", "api.stripe.com")
+    ), "Host header checked too"
+    assert not allowed(
+        policies, EGRESS_GW, http(shop, "shop", "api.ledger.example", "api.ledger.example")
+    )
 
 
 def test_egress_gateway_denies_everything_without_gateway_hosts():
@@ -398,8 +484,13 @@ BASE = {
 
 
 def svc(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": "shop", "serviceAccount": name,
-            "ports": [{"name": "http", "port": 8080}], **extra}
+    return {
+        "name": name,
+        "namespace": "shop",
+        "serviceAccount": name,
+        "ports": [{"name": "http", "port": 8080}],
+        **extra,
+    }
 
 
 def call(service: str, methods=("GET",), paths=("/api",)) -> dict[str, Any]:
@@ -408,15 +499,33 @@ def call(service: str, methods=("GET",), paths=("/api",)) -> dict[str, Any]:
 
 BAD_GRAPHS = [
     ([svc("a", callers=[call("ghost")])], "services[0].callers[0].service", "ghost"),
-    ([svc("a"), svc("b", callers=[call("a", methods=["FETCH"])])],
-     "services[1].callers[0].methods", "unknown HTTP method"),
-    ([svc("a"), svc("b", callers=[call("a", paths=["api"])])],
-     "services[1].callers[0].paths", "must start with '/'"),
+    (
+        [svc("a"), svc("b", callers=[call("a", methods=["FETCH"])])],
+        "services[1].callers[0].methods",
+        "unknown HTTP method",
+    ),
+    (
+        [svc("a"), svc("b", callers=[call("a", paths=["api"])])],
+        "services[1].callers[0].paths",
+        "must start with '/'",
+    ),
     ([svc("a", namespace="elsewhere")], "services[0].namespace", "meshNamespaces"),
-    ([svc("a", ports=[{"name": "db", "port": 5432, "protocol": "tcp"}],
-          ingress={"paths": ["/"]})], "services[0].ingress", "http"),
-    ([svc("a"), svc("b", callers=[{"service": "a"}])], "services[1].callers[0]",
-     "methods and paths"),
+    (
+        [
+            svc(
+                "a",
+                ports=[{"name": "db", "port": 5432, "protocol": "tcp"}],
+                ingress={"paths": ["/"]},
+            )
+        ],
+        "services[0].ingress",
+        "http",
+    ),
+    (
+        [svc("a"), svc("b", callers=[{"service": "a"}])],
+        "services[1].callers[0]",
+        "methods and paths",
+    ),
     ([svc("a"), svc("a")], "services[1].name", "twice"),
 ]
 
@@ -431,10 +540,8 @@ def test_bad_graph_is_refused_with_key_and_nothing_registered(tmp_path, services
 
 
 def test_unknown_service_helper_for_other_layers():
-    from components.security_config import unknown_service
-
-    services = [MeshService.model_validate(svc("a"))]
-    assert unknown_service("slos[0].service", "a", services) is None
-    problem = unknown_service("slos[0].service", "ghost", services)
+    graph = ServiceGraph(services=(MeshService.model_validate(svc("a")),))
+    assert graph.unknown_service("slos[0].service", "a") is None
+    problem = graph.unknown_service("slos[0].service", "ghost")
     assert problem is not None and "service-mesh:slos[0].service = 'ghost'" in str(problem)
     assert "declared in `services` (a)" in str(problem)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT, workload_tag
+from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT, workload_tag
 from tests.conftest import stack_run
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"

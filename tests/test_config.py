@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components import config
-from components.model import ConfigError
+from components.base.model import ConfigError
 from tests.conftest import STACKS, run_config, stack_config, write_stack_file
 from tools.engine import ROOT
 
@@ -160,9 +160,7 @@ def test_config_is_frozen():
     field=st.sampled_from(["minNodes", "maxNodes"]),
     count=st.one_of(st.integers(max_value=0), st.integers(min_value=101, max_value=10**9)),
 )
-def test_generated_out_of_range_node_counts_are_refused_before_any_resource(
-    tmp_path, field, count
-):
+def test_generated_out_of_range_node_counts_are_refused_before_any_resource(tmp_path, field, count):
     """Through the real program: the message names key and value, and nothing registers."""
     bad = mutate(stack_config("production"), f"cluster.workloadPool.{field}", count)
     run = run_config(tmp_path, "production", bad)
@@ -253,8 +251,12 @@ def test_plan_tool_exits_2_with_message_and_no_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_config_error_is_a_pulumi_run_error():
-    """`pulumi up` prints a RunError's message without the program's traceback."""
+def test_config_error_reaches_pulumi_as_a_run_error(tmp_path):
+    """`pulumi up` prints a RunError's message without the program's traceback: the program's
+    own `load()` raises the user's mistake as one (the pure `ConfigError` is not Pulumi's)."""
     import pulumi
 
-    assert issubclass(ConfigError, pulumi.RunError)
+    bad = {**stack_config("dev"), "service-mesh:cluster": {"workloadPool": {"maxNodes": 0}}}
+    run = run_config(tmp_path, "dev", bad)
+    assert isinstance(run.error, pulumi.RunError) and isinstance(run.error, ConfigError)
+    assert "service-mesh:cluster.workloadPool" in str(run.error)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from components import dashboards, slo
-from components.slo_config import SloObjective
+from components.observability import dashboards
+from components.slo import rules as slo
+from components.slo.config import SloObjective
 from tests.conftest import stack_run
 from tests.schema import validate_k8s
 from tools.plan import manifest
@@ -23,8 +24,13 @@ PROMTOOL = shutil.which("promtool") or "promtool"  # Debian's prometheus package
 
 def objective(**extra) -> SloObjective:
     return SloObjective.model_validate(
-        {"name": "checkout", "service": "checkout", "namespace": "shop", "availability": 99.9,
-         **extra}
+        {
+            "name": "checkout",
+            "service": "checkout",
+            "namespace": "shop",
+            "availability": 99.9,
+            **extra,
+        }
     )
 
 
@@ -35,22 +41,32 @@ def recorded_names() -> set[str]:
 
 # Files under istio/istio manifests/addons/dashboards/ at tag 1.30.3 (checked by hand against
 # the tag; the release publishes these same files to grafana.com 7639/7636/7630/7645).
-ISTIO_FILES = {"istio-mesh-dashboard.gen.json", "istio-service-dashboard.json",
-               "istio-workload-dashboard.json", "pilot-dashboard.gen.json"}
+ISTIO_FILES = {
+    "istio-mesh-dashboard.gen.json",
+    "istio-service-dashboard.json",
+    "istio-workload-dashboard.json",
+    "pilot-dashboard.gen.json",
+}
 
 
 def test_istio_dashboards_are_pinned_to_the_istio_release_we_run():
     run = stack_run("production")
-    kps = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-               if r.inputs["name"] == "kube-prometheus-stack")
-    istiod = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-                  if r.inputs["chart"] == "istiod")
+    kps = next(
+        r
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["name"] == "kube-prometheus-stack"
+    )
+    istiod = next(
+        r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "istiod"
+    )
     grafana = kps.inputs["values"]["grafana"]
     (provider,) = grafana["dashboardProviders"]["dashboardproviders.yaml"]["providers"]
     boards = grafana["dashboards"][provider["name"]]
     assert set(boards) == {"istio-mesh", "istio-service", "istio-workload", "istio-control-plane"}
-    prefix = ("https://raw.githubusercontent.com/istio/istio/"
-              f"{istiod.inputs['version']}/manifests/addons/dashboards/")
+    prefix = (
+        "https://raw.githubusercontent.com/istio/istio/"
+        f"{istiod.inputs['version']}/manifests/addons/dashboards/"
+    )
     assert {b["url"].removeprefix(prefix) for b in boards.values()} == ISTIO_FILES
     # No line-based `datasource` rewrite: the dashboards use their own datasource variable.
     assert all(set(b) == {"url"} for b in boards.values())
@@ -60,10 +76,16 @@ def test_istio_dashboards_are_pinned_to_the_istio_release_we_run():
 
 def test_slo_dashboard_configmap_is_picked_up_by_the_grafana_sidecar():
     run = stack_run("dev")
-    (cm,) = [r for r in run.of_type("kubernetes:core/v1:ConfigMap")
-             if r.inputs["metadata"]["name"].startswith("grafana-dashboard-")]
-    kps = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-           if r.inputs["name"] == "kube-prometheus-stack")
+    (cm,) = [
+        r
+        for r in run.of_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["name"].startswith("grafana-dashboard-")
+    ]
+    kps = next(
+        r
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["name"] == "kube-prometheus-stack"
+    )
     sidecar = kps.inputs["values"]["grafana"]["sidecar"]["dashboards"]
     labels = cm.inputs["metadata"]["labels"]
     assert labels[sidecar["label"]] == sidecar["labelValue"]
@@ -73,7 +95,9 @@ def test_slo_dashboard_configmap_is_picked_up_by_the_grafana_sidecar():
     board = json.loads(body)
     assert board["uid"] == dashboards.SLO_DASHBOARD_UID
     assert {p["title"].split(" (")[0] for p in board["panels"]} >= {
-        "Error budget remaining", "Burn rate per window"}
+        "Error budget remaining",
+        "Burn rate per window",
+    }
 
 
 def test_every_metric_the_slo_dashboard_queries_is_recorded_by_the_slo_rules():
@@ -100,9 +124,17 @@ def _concrete(expr: str) -> str:
 
 def test_slo_dashboard_promql_parses(tmp_path: Path):
     exprs = dashboards.all_promql(dashboards.slo_dashboard())
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query{i}:check", "expr": _concrete(e)}
-        for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query{i}:check", "expr": _concrete(e)}
+                    for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
     path = tmp_path / "dashboard.yml"
     path.write_text(yaml.safe_dump(rules))
     done = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
@@ -120,19 +152,24 @@ def test_burn_rate_panel_divides_the_error_ratio_by_the_budget(tmp_path: Path):
     test = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [
-                {"series": f"slo:sli_error:ratio_rate1h{labels}", "values": "0.02x10"},
-                {"series": f"slo:error_budget:ratio{labels}", "values": "0.001x10"},
-            ],
-            "promql_expr_test": [{
-                "expr": expr,
-                "eval_time": "5m",
-                "exp_samples": [{"labels": "{slo=\"checkout\",sli=\"availability\"}",
-                                 "value": 20}],
-            }],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"slo:sli_error:ratio_rate1h{labels}", "values": "0.02x10"},
+                    {"series": f"slo:error_budget:ratio{labels}", "values": "0.001x10"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {"labels": '{slo="checkout",sli="availability"}', "value": 20}
+                        ],
+                    }
+                ],
+            }
+        ],
     }
     path = tmp_path / "test.yml"
     path.write_text(yaml.safe_dump(test))

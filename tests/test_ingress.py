@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from components import mesh
-from components.certificates import dns_token_secret
-from components.cluster import WORKLOAD_POOL_LABEL
-from components.model import ConfigError
+from components.base import mesh
+from components.base.model import ConfigError
+from components.cluster.pools import WORKLOAD_POOL_LABEL
+from components.edge.gateway import PUBLIC_GATEWAY
+from components.edge.tls import dns_token_secret
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_crd, validate_istio, validate_k8s
 from tests.test_istio import load_cfg, release, values
@@ -243,7 +244,7 @@ def test_public_gateway_redirects_http_and_serves_tls_1_2_or_newer(stack):
     run, cfg = stack_run(stack), load_cfg(stack)
     gateway = one(run, GATEWAY)
     meta, spec = gateway.inputs["metadata"], gateway.inputs["spec"]
-    assert f"{meta['namespace']}/{meta['name']}" == mesh.PUBLIC_GATEWAY
+    assert f"{meta['namespace']}/{meta['name']}" == PUBLIC_GATEWAY
     assert spec["selector"] == mesh.INGRESS_SELECTOR
     servers = {int(s["port"]["number"]): s for s in spec["servers"]}
     assert set(servers) == {80, 443}
@@ -325,13 +326,13 @@ def test_every_manifest_of_the_ingress_layer_matches_its_schema(stack):
 
 def test_cert_manager_schema_rejects_unknown_fields():
     cfg = load_cfg("production")
-    from components.certificates import cluster_issuer, ingress_certificate
+    from components.edge.tls import cluster_issuer, ingress_certificate
 
-    cert = ingress_certificate(cfg)
+    cert = ingress_certificate(cfg.ingress)
     cert["spec"]["dnsName"] = ["typo.example.com"]
     with pytest.raises(AssertionError, match="dnsName"):
         validate_crd(cert)
-    issuer = cluster_issuer(cfg)
+    issuer = cluster_issuer(cfg.ingress)
     del issuer["spec"]["acme"]["privateKeySecretRef"]
     with pytest.raises(AssertionError, match="privateKeySecretRef"):
         validate_crd(issuer)

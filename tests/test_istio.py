@@ -11,26 +11,23 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components import mesh
-from components.cluster import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
-from components.config import PlatformConfig, parse
-from components.gateways import egress_gateway_values, ingress_gateway_values
-from components.istio import base_values, istiod_values
-from components.workload import cpu_milli, memory_mi
-from tests.conftest import STACKS, run_config, stack_config, stack_run
+from components.base import mesh
+from components.base.workload import cpu_milli, memory_mi
+from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
+from components.config import parse
+from components.edge.gateway import ingress_gateway_values
+from components.istio.gateways import egress_gateway_values
+from components.istio.values import base_values, istiod_values
+from tests.conftest import STACKS, parsed_stack, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_istio, validate_k8s
-from tools.engine import Resource, Run, attempt, read_stack_config, stack_file
+from tools.engine import Resource, Run, attempt
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 SCHEMAS = Path(__file__).parent / "schemas"
 
 
-def load_cfg(stack: str) -> PlatformConfig:
-    values, secret_keys, _ = read_stack_config(stack_file(stack))
-    prefix = "service-mesh:"
-    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
-    return parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+load_cfg = parsed_stack
 
 
 def release(run: Run, name: str) -> Resource:
@@ -258,7 +255,7 @@ def test_istiod_values_deep_merges_other_layers_mesh_config():
         "defaultConfig": {"proxyMetadata": {"X": "1"}},
     }
     before = copy.deepcopy(extra)
-    mc = istiod_values(cfg, extra)["meshConfig"]
+    mc = istiod_values(cfg.istio, extra, 1.0)["meshConfig"]
     assert mc["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     assert mc["extensionProviders"][0]["name"] == "otel"
     assert mc["defaultConfig"] == {
@@ -267,7 +264,7 @@ def test_istiod_values_deep_merges_other_layers_mesh_config():
     }
     assert mc["accessLogEncoding"] == "JSON"
     assert extra == before  # inputs are not mutated
-    assert "outboundTrafficPolicy" not in istiod_values(cfg, {})["meshConfig"]
+    assert "outboundTrafficPolicy" not in istiod_values(cfg.istio, {}, 1.0)["meshConfig"]
 
 
 # --- values exist in the pinned charts ------------------------------------------------------------
@@ -428,18 +425,20 @@ def test_gateway_values_pass_the_chart_values_schema(stack):
     schema = json.loads((SCHEMAS / "istio-gateway-values.schema.json").read_text())
     cfg = load_cfg(stack)
     validator = jsonschema.Draft7Validator(schema)  # its `$schema` names no known draft
-    for v in (ingress_gateway_values(cfg), egress_gateway_values(cfg)):
+    tag = cfg.istio.revision_tag
+    ingress = ingress_gateway_values(cfg.istio.ingress_gateway, tag)
+    for v in (ingress, egress_gateway_values(cfg.istio.egress_gateway, tag)):
         validator.validate(v)
-    bad = {**ingress_gateway_values(cfg), "autoscale": {"min": 1}}
+    bad = {**ingress, "autoscale": {"min": 1}}
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(bad)
 
 
 def test_builders_are_pure_and_match_what_is_registered():
     cfg, run = load_cfg("production"), stack_run("production")
-    assert values(run, "istio-base") == base_values(cfg)
+    assert values(run, "istio-base") == base_values(cfg.istio)
     registered = values(run, istiod_name("production"))
-    own = istiod_values(cfg, {})
+    own = istiod_values(cfg.istio, {}, cfg.observability.tracing.sampling_percentage)
     # meshConfig also carries what other layers pass in (__main__ wires them): ours is kept.
     assert {k: v for k, v in registered.items() if k != "meshConfig"} == {
         k: v for k, v in own.items() if k != "meshConfig"
@@ -494,11 +493,10 @@ def test_ordering_in_the_recorded_graph(stack):
 
 def test_istiod_waits_for_what_the_security_layer_passes(tmp_path):
     """The plug-in CA Secret is handed in as `istiod_depends_on`; istiod must depend on it."""
-    import pulumi
     import pulumi_kubernetes as k8s
 
-    from components.istio import IstioControlPlane
-    from components.namespaces import PlatformNamespaces
+    from components.graph.component import PlatformNamespaces, PlatformNamespacesArgs
+    from components.istio.component import IstioControlPlane, IstioControlPlaneArgs
 
     cfg = load_cfg("staging")
 
@@ -506,14 +504,19 @@ def test_istiod_waits_for_what_the_security_layer_passes(tmp_path):
         cacerts = k8s.core.v1.Secret(
             "cacerts", metadata={"name": "cacerts", "namespace": "istio-system"}
         )
-        namespaces = PlatformNamespaces("ns", cfg)
+        namespaces = PlatformNamespaces(
+            "ns", PlatformNamespacesArgs(cfg.graph.namespace_names, cfg.istio.revision_tag)
+        )
         IstioControlPlane(
             "istio",
-            cfg,
-            namespaces,
-            mesh_config={},
-            istiod_depends_on=[cacerts],
-            opts=pulumi.ResourceOptions(),
+            IstioControlPlaneArgs(
+                istio=cfg.istio,
+                mesh_config={},
+                trace_sampling_percentage=1.0,
+                ingress_gateway_values={},
+                namespaces=namespaces.by_name,
+                istiod_depends_on=[cacerts],
+            ),
         )
 
     run = attempt("staging", program=program)
@@ -532,7 +535,7 @@ def refused(tmp_path, stack: str, section: str, patch: dict[str, Any]) -> list[s
     key = f"service-mesh:{section}"
     config[key] = {**(config.get(key) or {}), **patch}
     run = run_config(tmp_path, stack, config)
-    from components.model import ConfigError
+    from components.base.model import ConfigError
 
     assert isinstance(run.error, ConfigError), run.error
     assert run.resources == []
@@ -573,5 +576,8 @@ def test_istiod_trace_sampling_follows_the_one_sampling_setting():
     raw, secrets = committed("staging")
     raw["observability"] = {"tracing": {"samplingPercentage": 2.5}}
     cfg = parse(raw, secrets)
-    assert istiod_values(cfg, {})["traceSampling"] == 2.5
+    assert (
+        istiod_values(cfg.istio, {}, cfg.observability.tracing.sampling_percentage)["traceSampling"]
+        == 2.5
+    )
     assert "traceSampling" not in stack_config("staging").get("service-mesh:istio", {})

@@ -5,6 +5,7 @@ program, `istio-system/cacerts` written before istiod, protected in production; 
 from __future__ import annotations
 
 import copy
+import json
 import stat
 
 import pulumi
@@ -13,13 +14,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from components import config, mesh
-from components.config import PlatformConfig
-from components.mesh_ca import CACERTS_KEYS, MeshCertificateAuthority, cacerts_data
-from tests.conftest import STACKS, run_config, stack_config, stack_run
+from components.base import mesh
+from components.base.resources import secret_output
+from components.security.component import MeshCertificateAuthority, MeshCertificateAuthorityArgs
+from components.security.mesh_ca import CACERTS_KEYS, cacerts_data
+from tests.conftest import STACKS, parsed_stack, run_config, stack_config, stack_run
 from tests.schema import validate_k8s
 from tools import mesh_ca as tool
-from tools.engine import read_stack_config, stack_file
+from tools.engine import attempt
 from tools.plan import manifest
 
 SECRET = "kubernetes:core/v1:Secret"
@@ -27,17 +29,13 @@ LSC = "tls:index/locallySignedCert:LocallySignedCert"
 SELF_SIGNED = "tls:index/selfSignedCert:SelfSignedCert"
 
 
-def parsed(stack: str) -> PlatformConfig:
-    """The committed stack file as the program sees it (secrets as placeholders)."""
-    values, secret_keys, _ = read_stack_config(stack_file(stack))
-    prefix = "service-mesh:"
-    raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
-    return config.parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+parsed = parsed_stack
 
 
 def istiod_release(run):
-    found = [r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-             if r.inputs.get("chart") == "istiod"]
+    found = [
+        r for r in run.of_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("chart") == "istiod"
+    ]
     assert len(found) == 1
     return found[0]
 
@@ -74,8 +72,11 @@ def test_cacerts_secret_in_istio_system_is_secret_and_protected_in_production(st
     assert secret.protect is (stack == "production")
     # The data is masked as a whole; validate the object with the four keys it carries.
     validate_k8s({**manifest(secret), "stringData": dict.fromkeys(CACERTS_KEYS, "[secret]")})
-    ns = next(r for r in run.of_type("kubernetes:core/v1:Namespace")
-              if r.inputs["metadata"]["name"] == mesh.ROOT_NAMESPACE)
+    ns = next(
+        r
+        for r in run.of_type("kubernetes:core/v1:Namespace")
+        if r.inputs["metadata"]["name"] == mesh.ROOT_NAMESPACE
+    )
     assert ns.urn in secret.dependencies
 
 
@@ -108,11 +109,14 @@ def test_without_a_root_outside_production_one_is_kept_in_state(tmp_path, stack)
     assert run.one(LSC).inputs["caPrivateKeyPem"] == "[secret]"
 
 
-@pytest.mark.parametrize(("stack", "drop"), [
-    ("production", ("service-mesh:meshCaRootCert", "service-mesh:meshCaRootKey")),
-    ("production", ("service-mesh:meshCaRootKey",)),
-    ("dev", ("service-mesh:meshCaRootCert",)),
-])
+@pytest.mark.parametrize(
+    ("stack", "drop"),
+    [
+        ("production", ("service-mesh:meshCaRootCert", "service-mesh:meshCaRootKey")),
+        ("production", ("service-mesh:meshCaRootKey",)),
+        ("dev", ("service-mesh:meshCaRootCert",)),
+    ],
+)
 def test_missing_root_refused_in_production_and_half_a_root_everywhere(tmp_path, stack, drop):
     cfg = copy.deepcopy(stack_config(stack))
     for key in drop:
@@ -134,8 +138,9 @@ def test_root_in_plaintext_config_is_refused(tmp_path):
 
 def test_early_renewal_must_fall_inside_the_validity(tmp_path):
     cfg = copy.deepcopy(stack_config("staging"))
-    cfg["service-mesh:security"] = {"meshCa": {"intermediateValidityHours": 720,
-                                               "earlyRenewalHours": 720}}
+    cfg["service-mesh:security"] = {
+        "meshCa": {"intermediateValidityHours": 720, "earlyRenewalHours": 720}
+    }
     run = run_config(tmp_path, "staging", cfg)
     assert run.error is not None
     assert "service-mesh:security.meshCa.earlyRenewalHours = 720" in str(run.error)
@@ -150,40 +155,44 @@ def test_production_refuses_an_unprotected_ca(tmp_path):
     assert run.resources == []
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args):
-        outputs = dict(args.inputs)
-        if args.typ.startswith("tls:"):
-            outputs.update(certPem="CERT", privateKeyPem="KEY", certRequestPem="CSR")
-        return f"{args.name}-id", outputs
+def test_secret_carries_the_four_files_as_secrets():
+    """Under the one offline engine: the component's Secret holds the four files istiod reads,
+    every value a Pulumi secret, the chain being the intermediate then the configured root."""
+    import pulumi_kubernetes as k8s
 
-    def call(self, args):
-        return {}
+    cfg = parsed("production")
+    seen: dict[str, object] = {}
 
+    def program():
+        ns = k8s.core.v1.Namespace("istio-system")
+        ca = MeshCertificateAuthority(
+            "t",
+            MeshCertificateAuthorityArgs(
+                stack_name=cfg.name,
+                ca=cfg.security.mesh_ca,
+                root_cert=secret_output(cfg.mesh_ca_root_cert),
+                root_key=secret_output(cfg.mesh_ca_root_key),
+                namespace=ns,
+            ),
+        )
+        pulumi.Output.all(
+            ca.secret.string_data,
+            pulumi.Output.is_secret(ca.secret.string_data),
+            ca.intermediate.cert_pem,
+        ).apply(lambda v: seen.update(data=v[0], secret=v[1], cert=v[2]))
 
-@pytest.fixture
-def mocked_runtime():
-    from pulumi.runtime import settings
-
-    settings.set_root_resource(None)
-    pulumi.runtime.set_mocks(_Mocks(), project="service-mesh", stack="dev", preview=False)
-
-
-@pulumi.runtime.test
-def test_secret_carries_the_four_files_as_secrets(mocked_runtime):
-    ca = MeshCertificateAuthority("t", parsed("production"), depends_on=[])
-
-    def check(args):
-        data, is_secret = args
-        assert is_secret
-        assert set(data) == set(CACERTS_KEYS)
-        assert data["cert-chain.pem"] == "CERT\n" + data["root-cert.pem"]
-        assert data["ca-key.pem"] == "KEY\n"
-        # The configured (engine placeholder) root is what istiod will trust.
-        assert data["root-cert.pem"].startswith("offline-placeholder-for-service-mesh-meshCaRoot")
-
-    return pulumi.Output.all(ca.secret.string_data,
-                             pulumi.Output.is_secret(ca.secret.string_data)).apply(check)
+    run = attempt("production", program=program)
+    assert run.error is None, run.error
+    data = seen["data"]
+    assert seen["secret"] is True
+    assert set(data) == set(CACERTS_KEYS)
+    assert data["ca-cert.pem"] == seen["cert"]
+    assert data["cert-chain.pem"] == seen["cert"] + data["root-cert.pem"]
+    assert data["ca-key.pem"].startswith("-----BEGIN PRIVATE KEY-----")
+    # The configured (engine placeholder) root is what istiod will trust.
+    assert data["root-cert.pem"].startswith("offline-placeholder-for-service-mesh-meshCaRoot")
+    secret = run.one("kubernetes:core/v1:Secret")
+    assert "offline-placeholder" not in json.dumps(secret.inputs)  # masked in the plan
 
 
 # --- the root CA command ---------------------------------------------------------------------
@@ -201,8 +210,12 @@ def test_new_root_is_a_self_signed_ca_allowing_one_intermediate(root):
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign
     assert cert.issuer == cert.subject
-    key.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                            cert.signature_hash_algorithm)
+    key.public_key().verify(
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        padding.PKCS1v15(),
+        cert.signature_hash_algorithm,
+    )
 
 
 def test_command_writes_private_key_0600_and_prints_stdin_config_lines(tmp_path, capsys):
@@ -213,8 +226,9 @@ def test_command_writes_private_key_0600_and_prints_stdin_config_lines(tmp_path,
     key_text = key_path.read_text()
     serialization.load_pem_private_key(key_text.encode(), password=None)
     x509.load_pem_x509_certificate((tmp_path / "ca" / "root-cert.pem").read_bytes())
-    assert (f"pulumi config set --secret --stack production service-mesh:meshCaRootKey "
-            f"< {key_path}") in out
+    assert (
+        f"pulumi config set --secret --stack production service-mesh:meshCaRootKey < {key_path}"
+    ) in out
     assert "service-mesh:meshCaRootCert" in out
     assert "PRIVATE KEY" not in out, "the key never appears on a command line"
     assert tool.main(["--stack", "production", "--out", str(tmp_path / "ca")]) == 2

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from components import config, dashboards, kiali, logs, metrics, scraping, tracing
-from components.observability import grafana_datasources
-from components.observability_config import ObservabilityConfig
+from components import config
+from components.observability import dashboards, kiali, logs, metrics, scraping, tracing
+from components.observability.config import ObservabilityConfig
+from components.observability.metrics import grafana_datasources
 from tests.schema import SchemaError, validate_crd
 
 CHARTS = Path(__file__).resolve().parent / "charts"
@@ -21,12 +22,16 @@ ENVS = ("dev", "staging", "production")
 
 
 def obs(env: str) -> ObservabilityConfig:
-    return ObservabilityConfig.model_validate(ObservabilityConfig.DEFAULTS[env])
+    return ObservabilityConfig.model_validate(ObservabilityConfig.PROFILES[env].defaults)
 
 
 def kps(env: str, pager: bool = True, ticket: bool = True) -> dict[str, Any]:
     return metrics.prometheus_stack_values(
-        env, obs(env), pager=pager, ticket=ticket, datasources=grafana_datasources(),
+        env,
+        obs(env),
+        pager=pager,
+        ticket=ticket,
+        datasources=grafana_datasources(),
         dashboards=dashboards.istio_dashboards_values("1.30.3"),
     )
 
@@ -37,6 +42,7 @@ def loki(env: str) -> dict[str, Any]:
 
 
 # --- every values key path exists in the pinned chart ----------------------------------------
+
 
 def chart_paths(name: str) -> set[str]:
     (path,) = CHARTS.glob(f"{name}-*.paths")
@@ -125,6 +131,7 @@ def test_the_key_path_check_catches_a_misspelled_key():
 
 # --- HA, storage, selectors ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("env", "prom", "am"), [("dev", 1, 1), ("production", 2, 3)])
 def test_prometheus_and_alertmanager_replicas(env, prom, am):
     values = kps(env)
@@ -157,6 +164,7 @@ def test_production_profile_sizes_differ_from_dev():
 
 
 # --- Alertmanager ----------------------------------------------------------------------------
+
 
 def _route_for(cfg: dict[str, Any], labels: dict[str, str]) -> str:
     """First matching child route (Alertmanager's default `continue: false`)."""
@@ -298,7 +306,9 @@ def test_the_credential_check_catches_a_password_in_values():
     k["login_token"]["signing_key"] = "0123456789abcdef0123456789abcdef"
     k["external_services"]["grafana"]["auth"]["password"] = "hunter2"
     assert credentials_in(k) == [
-        ".login_token.signing_key", ".external_services.grafana.auth.password"]
+        ".login_token.signing_key",
+        ".external_services.grafana.auth.password",
+    ]
 
 
 def test_loki_spaces_keys_come_from_the_environment_not_values():
@@ -312,9 +322,11 @@ def test_loki_spaces_keys_come_from_the_environment_not_values():
 
 # --- Loki, Tempo, Kiali ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("env", "store", "replicas"),
-                         [("dev", "filesystem", 1), ("staging", "filesystem", 1),
-                          ("production", "s3", 3)])
+
+@pytest.mark.parametrize(
+    ("env", "store", "replicas"),
+    [("dev", "filesystem", 1), ("staging", "filesystem", 1), ("production", "s3", 3)],
+)
 def test_loki_mode_per_environment(env, store, replicas):
     values = loki(env)
     assert values["deploymentMode"] == "Monolithic"
@@ -348,8 +360,11 @@ def test_kiali_reads_its_credentials_from_secrets_we_create():
     assert secret["metadata"]["name"] == "kiali-signing-key"
     assert set(secret["stringData"]) == {"key"}
     grafana_auth = values["external_services"]["grafana"]["auth"]
-    assert grafana_auth == {"type": "basic", "username": "admin",
-                            "password": "secret:grafana-admin:admin-password"}
+    assert grafana_auth == {
+        "type": "basic",
+        "username": "admin",
+        "password": "secret:grafana-admin:admin-password",
+    }
     admin = metrics.grafana_admin_secret("pw")
     assert admin["metadata"]["name"] == "grafana-admin"
     assert admin["stringData"] == {"admin-user": "admin", "admin-password": "pw"}
@@ -357,13 +372,19 @@ def test_kiali_reads_its_credentials_from_secrets_we_create():
 
 def test_kiali_openid_when_configured():
     cfg = ObservabilityConfig.model_validate(
-        {**ObservabilityConfig.DEFAULTS["dev"],
-         "kiali": {"auth": "openid",
-                   "openid": {"issuerUri": "https://login.example.com", "clientId": "kiali"}}}
+        {
+            **ObservabilityConfig.PROFILES["dev"].defaults,
+            "kiali": {
+                "auth": "openid",
+                "openid": {"issuerUri": "https://login.example.com", "clientId": "kiali"},
+            },
+        }
     )
     auth = kiali.kiali_values(cfg)["auth"]
-    assert auth == {"strategy": "openid", "openid": {
-        "issuer_uri": "https://login.example.com", "client_id": "kiali"}}
+    assert auth == {
+        "strategy": "openid",
+        "openid": {"issuer_uri": "https://login.example.com", "client_id": "kiali"},
+    }
 
 
 def test_grafana_has_loki_and_tempo_data_sources_at_the_chart_service_urls():
@@ -374,6 +395,7 @@ def test_grafana_has_loki_and_tempo_data_sources_at_the_chart_service_urls():
 
 
 # --- Istio monitors --------------------------------------------------------------------------
+
 
 def test_istio_monitors_validate_against_the_prometheus_operator_crds():
     validate_crd(scraping.envoy_pod_monitor("shop"))
@@ -388,7 +410,9 @@ def test_tempo_is_scraped_by_our_monitor_not_the_charts():
     # The chart's Service: selector labels app.kubernetes.io/{name,instance}, port name
     # `tempo-prom-metrics` for 3200 (charts/tempo templates/_ports.tpl, 2.2.4).
     assert sm["spec"]["selector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "tempo", "app.kubernetes.io/instance": tracing.TEMPO_RELEASE}
+        "app.kubernetes.io/name": "tempo",
+        "app.kubernetes.io/instance": tracing.TEMPO_RELEASE,
+    }
     assert sm["spec"]["endpoints"][0]["port"] == "tempo-prom-metrics"
 
 
@@ -425,4 +449,4 @@ def test_istiod_service_monitor_scrapes_http_monitoring_in_istio_system():
 def test_config_profiles_parse_for_every_environment():
     for env in ENVS:
         parsed = config.profile(env)["observability"]
-        assert json.loads(json.dumps(parsed)) == ObservabilityConfig.DEFAULTS[env]
+        assert json.loads(json.dumps(parsed)) == ObservabilityConfig.PROFILES[env].defaults

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from components import mesh
-from components.network_policy import network_policies
-from components.security_config import ExternalHost, MeshService
-from components.tracing import TEMPO_OTLP_GRPC_PORT
+from components.base import mesh
+from components.graph.model import ExternalHost, MeshService
+from components.observability.tracing import TEMPO_OTLP_GRPC_PORT
+from components.security.network_policy import network_policies
 from tests.conftest import STACKS, stack_config, stack_run
 from tests.schema import validate_k8s
 
@@ -46,7 +46,8 @@ def peer_matches(peer: dict[str, Any], policy_ns: str, pod: Pod) -> bool:
         ip = ipaddress.ip_address(pod.ip)
         block = peer["ipBlock"]
         return ip in ipaddress.ip_network(block["cidr"]) and not any(
-            ip in ipaddress.ip_network(x) for x in block.get("except", []))
+            ip in ipaddress.ip_network(x) for x in block.get("except", [])
+        )
     if pod.ip is not None:
         return False
     if "namespaceSelector" in peer:
@@ -59,15 +60,20 @@ def peer_matches(peer: dict[str, Any], policy_ns: str, pod: Pod) -> bool:
 
 def port_ok(rule: dict[str, Any], port: int, protocol: str) -> bool:
     ports = rule.get("ports")
-    return not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol
-                            for p in ports)
+    return not ports or any(
+        p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports
+    )
 
 
 def direction_allows(policies, pod: Pod, peer: Pod, port: int, proto: str, kind: str) -> bool:
     key, peers_key = ("ingress", "from") if kind == "Ingress" else ("egress", "to")
-    relevant = [p for p in policies if p["metadata"]["namespace"] == pod.namespace
-                and selects(p["spec"]["podSelector"], dict(pod.labels))
-                and kind in p["spec"]["policyTypes"]]
+    relevant = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == pod.namespace
+        and selects(p["spec"]["podSelector"], dict(pod.labels))
+        and kind in p["spec"]["policyTypes"]
+    ]
     if not relevant:
         return True
     for p in relevant:
@@ -82,7 +88,8 @@ def direction_allows(policies, pod: Pod, peer: Pod, port: int, proto: str, kind:
 
 def connects(policies, src: Pod, dst: Pod, port: int, proto: str = "TCP") -> bool:
     return direction_allows(policies, src, dst, port, proto, "Egress") and direction_allows(
-        policies, dst, src, port, proto, "Ingress")
+        policies, dst, src, port, proto, "Ingress"
+    )
 
 
 APP = Pod("shop", (("app", "checkout"),))
@@ -101,16 +108,26 @@ def committed(stack: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_mesh_namespace_has_the_full_set(stack):
-    names = {"default-deny", "allow-dns", "allow-same-namespace", "allow-from-ingress-gateway",
-             "allow-metrics-scrape", "allow-istiod", "allow-egress-gateway",
-             "allow-trace-export"}
+    names = {
+        "default-deny",
+        "allow-dns",
+        "allow-same-namespace",
+        "allow-from-ingress-gateway",
+        "allow-metrics-scrape",
+        "allow-istiod",
+        "allow-egress-gateway",
+        "allow-trace-export",
+    }
     namespaces = [n["name"] for n in stack_config(stack)["service-mesh:meshNamespaces"]]
     policies = committed(stack)
     for ns in namespaces:
         got = {p["metadata"]["name"] for p in policies if p["metadata"]["namespace"] == ns}
         assert names <= got, f"{ns} misses {names - got}"
-        deny = next(p for p in policies if p["metadata"] == {**p["metadata"], "namespace": ns,
-                                                             "name": "default-deny"})
+        deny = next(
+            p
+            for p in policies
+            if p["metadata"] == {**p["metadata"], "namespace": ns, "name": "default-deny"}
+        )
         assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     assert {p["metadata"]["namespace"] for p in policies} == set(namespaces)
 
@@ -119,15 +136,23 @@ def test_every_mesh_namespace_has_the_full_set(stack):
 def test_allowed_and_denied_connections(stack):
     pols = committed(stack)
     allowed = [
-        (APP, DNS, 53, "UDP"), (APP, DNS, 53, "TCP"), (APP, ISTIOD, mesh.XDS_PORT, "TCP"),
-        (PEER, APP, 8080, "TCP"), (INGRESS, APP, 8080, "TCP"), (APP, EGRESS, 443, "TCP"),
+        (APP, DNS, 53, "UDP"),
+        (APP, DNS, 53, "TCP"),
+        (APP, ISTIOD, mesh.XDS_PORT, "TCP"),
+        (PEER, APP, 8080, "TCP"),
+        (INGRESS, APP, 8080, "TCP"),
+        (APP, EGRESS, 443, "TCP"),
         (PROMETHEUS, APP, mesh.MERGED_METRICS_PORT, "TCP"),
         (PROMETHEUS, APP, mesh.ENVOY_METRICS_PORT, "TCP"),
         (APP, Pod(mesh.MONITORING_NAMESPACE, (("app", "tempo"),)), TEMPO_OTLP_GRPC_PORT, "TCP"),
     ]
     denied = [
-        (APP, DNS, 443, "TCP"), (APP, ISTIOD, 443, "TCP"), (APP, ISTIOD, mesh.WEBHOOK_PORT, "TCP"),
-        (PROMETHEUS, APP, 8080, "TCP"), (STRANGER, APP, 8080, "TCP"), (APP, STRANGER, 8080, "TCP"),
+        (APP, DNS, 443, "TCP"),
+        (APP, ISTIOD, 443, "TCP"),
+        (APP, ISTIOD, mesh.WEBHOOK_PORT, "TCP"),
+        (PROMETHEUS, APP, 8080, "TCP"),
+        (STRANGER, APP, 8080, "TCP"),
+        (APP, STRANGER, 8080, "TCP"),
         (Pod(mesh.INGRESS_NAMESPACE, (("app", "other"),)), APP, 8080, "TCP"),
         (Pod(mesh.EGRESS_NAMESPACE), APP, 8080, "TCP"),
         (APP, Pod(mesh.EGRESS_NAMESPACE, (("app", "other"),)), 443, "TCP"),
@@ -159,21 +184,31 @@ def test_namespaces_selected_by_the_label_kubernetes_sets(stack):
 
 
 def service(name: str, ns: str, callers: list[str]) -> MeshService:
-    return MeshService.model_validate({
-        "name": name, "namespace": ns, "serviceAccount": name,
-        "ports": [{"name": "http", "port": 8080}],
-        "callers": [{"service": c, "methods": ["GET"], "paths": ["/"]} for c in callers],
-    })
+    return MeshService.model_validate(
+        {
+            "name": name,
+            "namespace": ns,
+            "serviceAccount": name,
+            "ports": [{"name": "http", "port": 8080}],
+            "callers": [{"service": c, "methods": ["GET"], "paths": ["/"]} for c in callers],
+        }
+    )
 
 
 def test_declared_cross_namespace_calls_open_both_sides_and_nothing_else():
-    services = [service("web", "front", []), service("api", "back", ["web"]),
-                service("db", "data", ["api"])]
+    services = [
+        service("web", "front", []),
+        service("api", "back", ["web"]),
+        service("db", "data", ["api"]),
+    ]
     pols = [p for ns in ("front", "back", "data") for p in network_policies(ns, services)]
     for p in pols:
         validate_k8s(p)
-    web, api, db = Pod("front", (("app", "web"),)), Pod("back", (("app", "api"),)), Pod(
-        "data", (("app", "db"),))
+    web, api, db = (
+        Pod("front", (("app", "web"),)),
+        Pod("back", (("app", "api"),)),
+        Pod("data", (("app", "db"),)),
+    )
     assert connects(pols, web, api, 8080)
     assert connects(pols, api, db, 8080)
     assert not connects(pols, web, db, 8080), "not declared: web -> db"
@@ -191,10 +226,14 @@ PUBLIC = Pod("", ip="198.51.100.7")  # documentation range, stands for any publi
 
 
 def test_direct_external_host_opens_its_port_to_public_addresses_only():
-    hosts = [ExternalHost.model_validate({"host": "api.example.com", "namespaces": ["shop"],
-                                          "port": 8443}),
-             ExternalHost.model_validate({"host": "via.example.com", "namespaces": ["shop"],
-                                          "port": 9443, "egressGateway": True})]
+    hosts = [
+        ExternalHost.model_validate(
+            {"host": "api.example.com", "namespaces": ["shop"], "port": 8443}
+        ),
+        ExternalHost.model_validate(
+            {"host": "via.example.com", "namespaces": ["shop"], "port": 9443, "egressGateway": True}
+        ),
+    ]
     pols = network_policies("shop", [], hosts) + network_policies("other", [], hosts)
     for p in pols:
         validate_k8s(p)
@@ -202,8 +241,14 @@ def test_direct_external_host_opens_its_port_to_public_addresses_only():
     assert not connects(pols, APP, PUBLIC, 443), "only the declared port"
     assert not connects(pols, APP, PUBLIC, 9443), "gateway hosts leave through the gateway"
     assert not connects(pols, Pod("other", (("app", "x"),)), PUBLIC, 8443), "other namespace"
-    for private in ("10.244.0.9", "10.110.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
-                    "100.64.0.1"):
+    for private in (
+        "10.244.0.9",
+        "10.110.0.5",
+        "172.16.3.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+    ):
         assert not connects(pols, APP, Pod("", ip=private), 8443), private
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from components import metrics
-from components.model import ConfigError
+from components.base.model import ConfigError
+from components.observability import metrics
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import validate_crd, validate_istio, validate_k8s
 from tools.engine import Resource, Run
@@ -66,12 +66,19 @@ def stack(request) -> tuple[str, Run]:
 # --- charts ----------------------------------------------------------------------------------
 
 PINNED = {
-    "kube-prometheus-stack": (RELEASE, "88.5.3", "https://prometheus-community.github.io/helm-charts"),
+    "kube-prometheus-stack": (
+        RELEASE,
+        "88.5.3",
+        "https://prometheus-community.github.io/helm-charts",
+    ),
     "tempo": (CHART, "2.2.4", "https://grafana-community.github.io/helm-charts"),
     "loki": (CHART, "18.11.0", "https://grafana-community.github.io/helm-charts"),
     "kiali": (CHART, "2.29.0", "https://kiali.org/helm-charts"),
     "log-collector": (
-        CHART, "0.170.0", "https://open-telemetry.github.io/opentelemetry-helm-charts"),
+        CHART,
+        "0.170.0",
+        "https://open-telemetry.github.io/opentelemetry-helm-charts",
+    ),
 }
 
 
@@ -105,6 +112,7 @@ def test_monitoring_namespace_is_ours_and_not_in_the_mesh(stack):
 
 # --- graph ------------------------------------------------------------------------------------
 
+
 def test_monitors_depend_on_the_prometheus_stack_and_their_namespace(stack):
     _, run = stack
     release = helm(run, "kube-prometheus-stack")
@@ -112,13 +120,18 @@ def test_monitors_depend_on_the_prometheus_stack_and_their_namespace(stack):
     mesh = {ns["name"] for ns in stack_config(run.stack).get("service-mesh:meshNamespaces", [])}
     monitors = [r for r in owned(run) if r.type == PODMON]
     assert {m.inputs["metadata"]["namespace"] for m in monitors} == {
-        "istio-ingress", "istio-egress", *mesh}
+        "istio-ingress",
+        "istio-egress",
+        *mesh,
+    }
     for m in monitors:
         assert release.urn in m.dependencies
         assert namespaces[m.inputs["metadata"]["namespace"]] in m.dependencies
     service_monitors = [r for r in owned(run) if r.type == SVCMON]
     assert {m.inputs["metadata"]["name"] for m in service_monitors} == {
-        "istio-component-monitor", "tempo"}
+        "istio-component-monitor",
+        "tempo",
+    }
     for m in service_monitors:
         assert release.urn in m.dependencies
 
@@ -159,6 +172,7 @@ def test_charts_wait_for_their_namespace_and_secrets(stack):
 
 # --- schemas ----------------------------------------------------------------------------------
 
+
 def test_every_authored_object_validates_against_its_schema(stack):
     _, run = stack
     checked = 0
@@ -180,8 +194,10 @@ def test_every_authored_object_validates_against_its_schema(stack):
 
 # --- tracing: Telemetry <-> meshConfig <-> Tempo --------------------------------------------
 
-@pytest.mark.parametrize(("stack_name", "sampling"),
-                         [("dev", 100), ("staging", 10), ("production", 1)])
+
+@pytest.mark.parametrize(
+    ("stack_name", "sampling"), [("dev", 100), ("staging", 10), ("production", 1)]
+)
 def test_telemetry_samples_per_environment_with_an_environment_tag(stack_name, sampling):
     run = stack_run(stack_name)
     (tel,) = [r for r in owned(run) if r.type == TELEMETRY]
@@ -212,6 +228,7 @@ def test_istiod_mesh_config_sends_spans_to_tempos_otlp_service(stack):
 
 # --- secrets ----------------------------------------------------------------------------------
 
+
 def test_secrets_are_pulumi_secrets_and_never_in_values(stack):
     stack_name, run = stack
     for name in (metrics.GRAFANA_ADMIN_SECRET, metrics.RECEIVERS_SECRET):
@@ -224,13 +241,15 @@ def test_secrets_are_pulumi_secrets_and_never_in_values(stack):
     if stack_name != "dev":
         receivers = {r["name"]: r for r in kps["alertmanager"]["config"]["receivers"]}
         assert receivers["pager"]["webhook_configs"][0]["url_file"].startswith(
-            "/etc/alertmanager/secrets/alertmanager-receivers/")
+            "/etc/alertmanager/secrets/alertmanager-receivers/"
+        )
 
 
 def test_grafana_password_is_generated_by_pulumi():
     run = stack_run("dev")
-    passwords = {r.name: r for r in owned(run)
-                 if r.type == "random:index/randomPassword:RandomPassword"}
+    passwords = {
+        r.name: r for r in owned(run) if r.type == "random:index/randomPassword:RandomPassword"
+    }
     pw = passwords["grafana-admin-password"]
     assert pw.inputs["length"] >= 32
     admin = by_name(run, SECRET, metrics.GRAFANA_ADMIN_SECRET)
@@ -239,8 +258,11 @@ def test_grafana_password_is_generated_by_pulumi():
 
 def test_kiali_signing_key_is_generated_once_and_mounted_from_a_secret():
     run = stack_run("production")
-    key = next(r for r in owned(run) if r.name == "kiali-signing-key"
-               and r.type == "random:index/randomPassword:RandomPassword")
+    key = next(
+        r
+        for r in owned(run)
+        if r.name == "kiali-signing-key" and r.type == "random:index/randomPassword:RandomPassword"
+    )
     assert key.inputs["length"] == 32 and key.inputs["special"] is False
     secret = by_name(run, SECRET, "kiali-signing-key")
     assert key.urn in secret.dependencies and secret.inputs["stringData"] == "[secret]"
@@ -264,6 +286,7 @@ def test_production_logs_go_to_a_protected_spaces_bucket():
 
 # --- bad config -------------------------------------------------------------------------------
 
+
 def with_obs(stack_name: str, **changes: Any) -> dict[str, Any]:
     cfg = copy.deepcopy(stack_config(stack_name))
     obs = cfg.setdefault("service-mesh:observability", {})
@@ -277,29 +300,58 @@ def with_obs(stack_name: str, **changes: Any) -> dict[str, Any]:
 
 
 BAD = [
-    ("production", with_obs("production", prometheus__replicas=1),
-     "observability.prometheus.replicas", "at least 2"),
-    ("production", with_obs("production", alertmanager__replicas=2),
-     "observability.alertmanager.replicas", "at least 3"),
-    ("production", with_obs("production", logs__storage="filesystem", logs__replicas=1),
-     "observability.logs.storage", "'spaces'"),
-    ("production", with_obs("production", tracing__samplingPercentage=50),
-     "observability.tracing.samplingPercentage", "at most 10"),
-    ("dev", with_obs("dev", tracing__samplingPercentage=101),
-     "observability.tracing.samplingPercentage", "between 0 and 100"),
+    (
+        "production",
+        with_obs("production", prometheus__replicas=1),
+        "observability.prometheus.replicas",
+        "at least 2",
+    ),
+    (
+        "production",
+        with_obs("production", alertmanager__replicas=2),
+        "observability.alertmanager.replicas",
+        "at least 3",
+    ),
+    (
+        "production",
+        with_obs("production", logs__storage="filesystem", logs__replicas=1),
+        "observability.logs.storage",
+        "'spaces'",
+    ),
+    (
+        "production",
+        with_obs("production", tracing__samplingPercentage=50),
+        "observability.tracing.samplingPercentage",
+        "at most 10",
+    ),
+    (
+        "dev",
+        with_obs("dev", tracing__samplingPercentage=101),
+        "observability.tracing.samplingPercentage",
+        "between 0 and 100",
+    ),
     ("dev", with_obs("dev", logs__replicas=2), "observability.logs", "storage 'spaces'"),
     ("dev", with_obs("dev", kiali__auth="anonymous"), "observability.kiali.auth", "'token'"),
     ("dev", with_obs("dev", kiali__auth="openid"), "observability.kiali", "openid.issuerUri"),
-    ("dev", with_obs("dev", prometheus__retention="30 days"),
-     "observability.prometheus.retention", "15d"),
+    (
+        "dev",
+        with_obs("dev", prometheus__retention="30 days"),
+        "observability.prometheus.retention",
+        "15d",
+    ),
     ("dev", with_obs("dev", grafana__size="10Gi"), "observability.grafana.size", "unknown key"),
-    ("dev", with_obs("dev", prometheus__storageSize="lots"),
-     "observability.prometheus.storageSize", "50Gi"),
+    (
+        "dev",
+        with_obs("dev", prometheus__storageSize="lots"),
+        "observability.prometheus.storageSize",
+        "50Gi",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("stack_name", "cfg", "key", "words"), BAD,
-                         ids=[f"{s}-{k}-{w}" for s, _, k, w in BAD])
+@pytest.mark.parametrize(
+    ("stack_name", "cfg", "key", "words"), BAD, ids=[f"{s}-{k}-{w}" for s, _, k, w in BAD]
+)
 def test_bad_observability_config_is_refused_before_anything_is_registered(
     tmp_path, stack_name, cfg, key, words
 ):
@@ -326,4 +378,3 @@ def test_a_plaintext_receiver_url_is_refused_without_echoing_it(tmp_path):
     assert isinstance(run.error, ConfigError) and run.resources == []
     assert "service-mesh:alertPagerUrl" in str(run.error)
     assert "s3cr3t" not in str(run.error)
-

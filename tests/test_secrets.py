@@ -26,7 +26,9 @@ def test_secret_carrying_objects_show_the_marker(plan):
     _, out = plan
     cacerts = (out / "manifests" / "secret-istio-system-cacerts.yaml").read_text()
     assert f"stringData: '{SECRET}'" in cacerts
-    cert = next(r for r in json.loads((out / "resources.json").read_text())
-                if r["type"] == "tls:index/locallySignedCert:LocallySignedCert")
+    cert = next(
+        r
+        for r in json.loads((out / "resources.json").read_text())
+        if r["type"] == "tls:index/locallySignedCert:LocallySignedCert"
+    )
     assert cert["inputs"]["caPrivateKeyPem"] == SECRET
-

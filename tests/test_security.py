@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from components import mesh
-from components.egress import (
+from components.base import mesh
+from components.graph.model import ExternalHost
+from components.istio.gateways import EGRESS_PORTS
+from components.security.egress import (
     GATEWAY_HOST,
     GATEWAY_HTTP_PORT,
     GATEWAY_POLICY,
     GATEWAY_TLS_PORT,
     egress_objects,
 )
-from components.gateways import EGRESS_PORTS
-from components.security import security_objects
-from components.security_config import ExternalHost
+from components.security.objects import security_objects
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import validate_istio, validate_k8s
 from tests.test_mesh_ca import istiod_release, parsed
@@ -47,8 +47,11 @@ def declared(stack: str) -> list[dict[str, Any]]:
 
 
 def find(run: Run, type_: str, namespace: str, name: str) -> Resource:
-    found = [r for r in run.of_type(type_) if r.inputs["metadata"]["namespace"] == namespace
-             and r.inputs["metadata"]["name"] == name]
+    found = [
+        r
+        for r in run.of_type(type_)
+        if r.inputs["metadata"]["namespace"] == namespace and r.inputs["metadata"]["name"] == name
+    ]
     assert len(found) == 1, f"{type_} {namespace}/{name}: found {len(found)}"
     return found[0]
 
@@ -77,23 +80,32 @@ def external_hosts(stack: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_allow_policies_only_for_the_declared_graph(stack):
     run = stack_run(stack)
-    expected = {(s["namespace"], f"allow-{s['name']}") for s in declared(stack)
-                if s.get("callers") or s.get("ingress")}
+    expected = {
+        (s["namespace"], f"allow-{s['name']}")
+        for s in declared(stack)
+        if s.get("callers") or s.get("ingress")
+    }
     gateway_hosts = [h for h in external_hosts(stack) if h.get("egressGateway")]
     if gateway_hosts:
         expected.add((mesh.EGRESS_NAMESPACE, GATEWAY_POLICY))
-    got = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
-           for r in run.of_type(AP) if r.inputs["metadata"]["name"] != "allow-nothing"}
+    got = {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
+        for r in run.of_type(AP)
+        if r.inputs["metadata"]["name"] != "allow-nothing"
+    }
     assert got == expected
     principals = {mesh.principal(s["namespace"], s["serviceAccount"]) for s in declared(stack)}
     principals.add(mesh.INGRESS_PRINCIPAL)
     for r in run.of_type(AP):
         rules = r.inputs["spec"].get("rules", [])
         if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (
-                mesh.EGRESS_NAMESPACE, GATEWAY_POLICY):
+            mesh.EGRESS_NAMESPACE,
+            GATEWAY_POLICY,
+        ):
             # One rule per gateway host: its declared namespaces, its SNI.
-            assert [(f["from"][0]["source"]["namespaces"], f["when"][0]["values"])
-                    for f in rules] == [(h["namespaces"], [h["host"]]) for h in gateway_hosts]
+            assert [
+                (f["from"][0]["source"]["namespaces"], f["when"][0]["values"]) for f in rules
+            ] == [(h["namespaces"], [h["host"]]) for h in gateway_hosts]
             continue
         for rule in rules:
             assert {"from", "to", "when"} <= set(rule)
@@ -146,29 +158,47 @@ def test_service_entries_for_declared_hosts_only(stack):
 
 def test_production_routes_stripe_through_the_egress_gateway_over_mtls():
     run = stack_run("production")
-    gw = find(run, "kubernetes:networking.istio.io/v1:Gateway", mesh.EGRESS_NAMESPACE,
-              "egress-api-stripe-com")
+    gw = find(
+        run,
+        "kubernetes:networking.istio.io/v1:Gateway",
+        mesh.EGRESS_NAMESPACE,
+        "egress-api-stripe-com",
+    )
     assert gw.inputs["spec"]["selector"] == mesh.EGRESS_SELECTOR
     server = gw.inputs["spec"]["servers"][0]
     assert server["tls"] == {"mode": "ISTIO_MUTUAL"}, "the gateway must know the caller"
     assert server["port"]["number"] == GATEWAY_TLS_PORT and server["hosts"] == ["api.stripe.com"]
-    vs = find(run, "kubernetes:networking.istio.io/v1:VirtualService", mesh.EGRESS_NAMESPACE,
-              "egress-api-stripe-com")
+    vs = find(
+        run,
+        "kubernetes:networking.istio.io/v1:VirtualService",
+        mesh.EGRESS_NAMESPACE,
+        "egress-api-stripe-com",
+    )
     [from_sidecar] = vs.inputs["spec"]["tls"]
-    assert from_sidecar["match"] == [{"gateways": ["mesh"], "port": 443,
-                                      "sniHosts": ["api.stripe.com"]}]
+    assert from_sidecar["match"] == [
+        {"gateways": ["mesh"], "port": 443, "sniHosts": ["api.stripe.com"]}
+    ]
     assert from_sidecar["route"][0]["destination"]["host"] == GATEWAY_HOST
     [from_gateway] = vs.inputs["spec"]["tcp"]
     assert from_gateway["match"][0]["gateways"] == ["istio-egress/egress-api-stripe-com"]
-    assert from_gateway["route"][0]["destination"] == {"host": "api.stripe.com",
-                                                       "port": {"number": 443}}
-    dr = find(run, "kubernetes:networking.istio.io/v1:DestinationRule", mesh.EGRESS_NAMESPACE,
-              "egress-api-stripe-com")
+    assert from_gateway["route"][0]["destination"] == {
+        "host": "api.stripe.com",
+        "port": {"number": 443},
+    }
+    dr = find(
+        run,
+        "kubernetes:networking.istio.io/v1:DestinationRule",
+        mesh.EGRESS_NAMESPACE,
+        "egress-api-stripe-com",
+    )
     [subset] = dr.inputs["spec"]["subsets"]
     assert subset["name"] == from_sidecar["route"][0]["destination"]["subset"]
     assert subset["trafficPolicy"]["portLevelSettings"] == [
-        {"port": {"number": GATEWAY_TLS_PORT},
-         "tls": {"mode": "ISTIO_MUTUAL", "sni": "api.stripe.com"}}]
+        {
+            "port": {"number": GATEWAY_TLS_PORT},
+            "tls": {"mode": "ISTIO_MUTUAL", "sni": "api.stripe.com"},
+        }
+    ]
 
 
 def test_gateway_ports_are_ports_of_the_egress_gateway_service():
@@ -188,26 +218,32 @@ EGRESS_VARIANTS = [
 
 @pytest.mark.parametrize("variant", EGRESS_VARIANTS)
 def test_every_egress_variant_is_schema_valid_and_originates_tls_verified(variant):
-    ext = ExternalHost.model_validate({"host": "api.example.com", "namespaces": ["shop"],
-                                       **variant})
+    ext = ExternalHost.model_validate(
+        {"host": "api.example.com", "namespaces": ["shop"], **variant}
+    )
     objects = egress_objects(ext)
     for obj in objects:
         validate_istio(obj)
-    originating = [o for o in objects if o["kind"] == "DestinationRule"
-                   and o["spec"]["host"] == "api.example.com"]
+    originating = [
+        o
+        for o in objects
+        if o["kind"] == "DestinationRule" and o["spec"]["host"] == "api.example.com"
+    ]
     assert len(originating) == (variant["tls"] == "originate")
     for dr in originating:
         [setting] = dr["spec"]["trafficPolicy"]["portLevelSettings"]
         assert setting["port"] == {"number": ext.port}
         # An explicit sni turns Istio's automatic SAN check off: the name must be stated.
-        assert setting["tls"] == {"mode": "SIMPLE", "sni": "api.example.com",
-                                  "subjectAltNames": ["api.example.com"]}
+        assert setting["tls"] == {
+            "mode": "SIMPLE",
+            "sni": "api.example.com",
+            "subjectAltNames": ["api.example.com"],
+        }
     gateways = [o for o in objects if o["kind"] == "Gateway"]
     assert len(gateways) == variant["egressGateway"]
     for gw in gateways:
         assert gw["spec"]["servers"][0]["tls"] == {"mode": "ISTIO_MUTUAL"}
-        assert gw["spec"]["servers"][0]["port"]["number"] in (GATEWAY_TLS_PORT,
-                                                              GATEWAY_HTTP_PORT)
+        assert gw["spec"]["servers"][0]["port"]["number"] in (GATEWAY_TLS_PORT, GATEWAY_HTTP_PORT)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -227,7 +263,8 @@ def test_rate_limit_targets_only_the_ingress_gateway(stack):
 def test_rate_limit_differs_per_environment():
     tokens = {
         s: run.one(EF).inputs["spec"]["configPatches"][0]["patch"]["value"]["typed_config"][
-            "token_bucket"]["tokens_per_fill"]
+            "token_bucket"
+        ]["tokens_per_fill"]
         for s, run in ((s, stack_run(s)) for s in STACKS)
     }
     assert tokens["dev"] < tokens["staging"] < tokens["production"]
@@ -236,11 +273,15 @@ def test_rate_limit_differs_per_environment():
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_object_depends_on_its_namespace_and_istio_crs_on_crds(stack):
     run = stack_run(stack)
-    namespaces = {r.inputs["metadata"]["name"]: r.urn
-                  for r in run.of_type("kubernetes:core/v1:Namespace")}
+    namespaces = {
+        r.inputs["metadata"]["name"]: r.urn for r in run.of_type("kubernetes:core/v1:Namespace")
+    }
     istio = run.one("service-mesh:istio:IstioControlPlane")
-    crds_ready = {r.urn for r in run.children(istio) if r.type == "kubernetes:helm.sh/v3:Release"
-                  and r.inputs.get("chart") in ("base", "istiod")}
+    crds_ready = {
+        r.urn
+        for r in run.children(istio)
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs.get("chart") in ("base", "istiod")
+    }
     assert len(crds_ready) == 2
     children = security_children(run)
     assert children
@@ -262,13 +303,16 @@ def test_every_security_manifest_is_schema_valid(stack):
         (validate_istio if ".istio.io/" in obj["apiVersion"] else validate_k8s)(obj)
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
         checked += 1
-    assert checked == len(security_objects(parsed(stack)))
+    cfg = parsed(stack)
+    assert checked == len(security_objects(cfg.graph, cfg.security))
 
 
 def test_permissive_namespace_gets_an_override_and_production_needs_a_reason(tmp_path):
     cfg = copy.deepcopy(stack_config("staging"))
-    cfg["service-mesh:meshNamespaces"] = [{"name": "shop"}, {"name": "legacy",
-                                                            "mtls": "permissive"}]
+    cfg["service-mesh:meshNamespaces"] = [
+        {"name": "shop"},
+        {"name": "legacy", "mtls": "permissive"},
+    ]
     run = run_config(tmp_path, "staging", cfg)
     assert run.error is None, run.error
     pa = find(run, PA, "legacy", "default")

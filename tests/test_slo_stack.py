@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import slo_tests
-from components.model import ConfigError
-from components.slo_config import SloObjective
+from components.base.model import ConfigError
+from components.slo.config import SloObjective
+from tests import slo_promtool as slo_tests
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 
 PROMTOOL = shutil.which("promtool") or "promtool"  # Debian's prometheus package (.ci/run)
@@ -66,8 +66,9 @@ def test_the_registered_rules_pass_promtool_and_their_generated_tests(tmp_path: 
     test_file = tmp_path / "slo-tests.yml"
     test_file.write_text(yaml.safe_dump(tests, sort_keys=False, width=1000))
     for args in (("check", "rules", rule_file), ("test", "rules", test_file)):
-        done = subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [PROMTOOL, *map(str, args)], capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "SUCCESS" in done.stdout
 
@@ -92,8 +93,13 @@ def _with_objective(objective: dict) -> dict:
     return cfg
 
 
-GOOD = {"name": "x", "service": "checkout", "namespace": "shop", "availability": 99.9,
-        "runbookUrl": "https://runbooks.example.com/slo/x"}
+GOOD = {
+    "name": "x",
+    "service": "checkout",
+    "namespace": "shop",
+    "availability": 99.9,
+    "runbookUrl": "https://runbooks.example.com/slo/x",
+}
 
 
 @pytest.mark.parametrize(

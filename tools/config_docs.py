@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from components import config
-from components.model import ConfigModel
+from components.base.model import ConfigModel
 from tools.engine import ROOT
 
 START = "<!-- config-table:start -->"

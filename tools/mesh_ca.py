@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from components.security.mesh_ca import ORGANIZATION
+
 CONFIG_CERT = "service-mesh:meshCaRootCert"
 CONFIG_KEY = "service-mesh:meshCaRootKey"
-ORGANIZATION = "service-mesh"
 
 
 def new_root(
@@ -30,10 +31,12 @@ def new_root(
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     """A self-signed root that may sign exactly one level of intermediates (pathlen 1)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -46,9 +49,15 @@ def new_root(
         .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -88,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=10, help="validity in years (default 10)")
     args = parser.parse_args(argv)
     if (args.out / "root-key.pem").exists():
-        print(f"error: {args.out / 'root-key.pem'} exists; refusing to overwrite a root key",
-              file=sys.stderr)
+        print(
+            f"error: {args.out / 'root-key.pem'} exists; refusing to overwrite a root key",
+            file=sys.stderr,
+        )
         return 2
     cert, key = new_root(args.common_name or f"{args.stack} mesh root CA", args.years)
     cert_path, key_path = write_root(args.out, cert, key)

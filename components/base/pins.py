@@ -1,0 +1,42 @@
+"""Every third-party Helm chart the platform installs, pinned by version, in one place: a bump is
+one reviewed line, and the review tool and policy pack read the same pins the program installs.
+
+Each pin was checked against the chart's own `values.yaml` at that version (the keys we set are
+tested against it); change a version only together with those values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """A chart at one version from one repository."""
+
+    chart: str
+    version: str
+    repository: str
+
+
+ISTIO_VERSION = "1.30.3"
+_ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = ChartPin("base", ISTIO_VERSION, _ISTIO_REPOSITORY)
+ISTIOD = ChartPin("istiod", ISTIO_VERSION, _ISTIO_REPOSITORY)
+ISTIO_GATEWAY = ChartPin("gateway", ISTIO_VERSION, _ISTIO_REPOSITORY)
+
+CERT_MANAGER = ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io")
+
+KUBE_PROMETHEUS_STACK = ChartPin(
+    "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts"
+)
+TEMPO = ChartPin("tempo", "2.2.4", "https://grafana-community.github.io/helm-charts")
+# Loki 3.7.6; the OSS chart moved to grafana-community in March 2026.
+LOKI = ChartPin("loki", "18.11.0", "https://grafana-community.github.io/helm-charts")
+# Collector 0.158.0.
+OTEL_COLLECTOR = ChartPin(
+    "opentelemetry-collector",
+    "0.170.0",
+    "https://open-telemetry.github.io/opentelemetry-helm-charts",
+)
+KIALI = ChartPin("kiali-server", "2.29.0", "https://kiali.org/helm-charts")

@@ -1,0 +1,74 @@
+"""Pure builders of the cluster layer: the node pools' arguments, the cluster's settings, and
+the labels and taint that tell the system pool from the workload pool (istiod's values, the
+gateways' and Loki's placement read the same constants, so they cannot drift apart).
+No Pulumi import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.cluster.config import ClusterConfig
+
+# Label and taint that reserve the system pool for the mesh control plane. istiod's values use
+# the same constants for its nodeSelector and toleration, so they cannot drift apart.
+SYSTEM_POOL_LABEL = {"service-mesh/pool": "system"}
+SYSTEM_POOL_TAINT = {"key": "service-mesh/system", "value": "true", "effect": "NoSchedule"}
+WORKLOAD_POOL_LABEL = {"service-mesh/pool": "workload"}
+
+
+def workload_tag(name: str) -> str:
+    """Droplet tag on every workload node: the load balancer targets nodes by it, so it must
+    be stable across cluster rebuilds (derived from the stack name only)."""
+    return f"{name}-workload"
+
+
+def system_node_pool_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    """The cluster's default pool: fixed size, labelled and tainted for the control plane."""
+    return {
+        "name": f"{name}-system",
+        "size": cfg.system_pool.size,
+        "node_count": cfg.system_pool.node_count,
+        "auto_scale": False,
+        "labels": dict(SYSTEM_POOL_LABEL),
+        "taints": [dict(SYSTEM_POOL_TAINT)],
+        "tags": [f"{name}-system"],
+    }
+
+
+def workload_node_pool_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    return {
+        "name": f"{name}-workload",
+        "size": cfg.workload_pool.size,
+        "auto_scale": True,
+        "min_nodes": cfg.workload_pool.min_nodes,
+        "max_nodes": cfg.workload_pool.max_nodes,
+        # node_count is the initial size; the autoscaler owns it afterwards (ignore_changes).
+        "node_count": cfg.workload_pool.min_nodes,
+        "labels": dict(WORKLOAD_POOL_LABEL),
+        "tags": [workload_tag(name)],
+    }
+
+
+def cluster_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
+    """Cluster settings that do not depend on other resources."""
+    args: dict[str, Any] = {
+        "name": name,
+        "region": cfg.region,
+        "ha": cfg.ha,
+        "auto_upgrade": cfg.auto_upgrade,
+        "surge_upgrade": cfg.surge_upgrade,
+        "maintenance_policy": {
+            "day": cfg.maintenance_window.day,
+            "start_time": cfg.maintenance_window.start_time,
+        },
+        # Load balancers and volumes outlive the cluster: the LB is owned by Pulumi, and
+        # volumes hold data a rebuild must keep.
+        "destroy_all_associated_resources": False,
+        "tags": [name],
+    }
+    if cfg.control_plane_allow_list:
+        args["control_plane_firewall"] = {
+            "enabled": True,
+            "allowed_addresses": list(cfg.control_plane_allow_list),
+        }
+    return args

@@ -1,0 +1,89 @@
+"""Values of the Istio `base` and `istiod` charts (pinned in `components/base/pins.py`): the
+default validator, istiod under its revision with its tag, HA on the tainted system pool, and
+the meshConfig other layers contribute fragments to. Pure: no Pulumi."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.base import mesh
+from components.base.model import deep_merge
+from components.base.workload import Workload, spread
+from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
+from components.istio.config import IstioConfig
+
+
+def replica_values(workload: Workload) -> dict[str, Any]:
+    """istiod chart: with the HPA on, `replicaCount` is ignored and autoscaleMin governs."""
+    if workload.autoscaled:
+        return {
+            "autoscaleEnabled": True,
+            "autoscaleMin": workload.min_replicas,
+            "autoscaleMax": workload.max_replicas,
+        }
+    return {"autoscaleEnabled": False, "replicaCount": workload.min_replicas}
+
+
+def system_pool_toleration() -> dict[str, str]:
+    return {
+        "key": SYSTEM_POOL_TAINT["key"],
+        "operator": "Equal",
+        "value": SYSTEM_POOL_TAINT["value"],
+        "effect": SYSTEM_POOL_TAINT["effect"],
+    }
+
+
+def base_values(istio: IstioConfig) -> dict[str, Any]:
+    """Base chart: CRDs, and the default validator pointed at our revision's istiod."""
+    return {
+        "defaultRevision": istio.revision,
+        # Fail closed from the first install (the chart would render Ignore and let istiod
+        # flip it): Istio CRs wait for istiod in the graph, so nothing is refused by accident.
+        "base": {"validationFailurePolicy": "Fail"},
+    }
+
+
+def mesh_config_values() -> dict[str, Any]:
+    """This layer's meshConfig: JSON access logs, discovery limited to labelled namespaces,
+    applications start only once their sidecar is ready. (Metrics merging is the observability
+    layer's fragment: its PodMonitors depend on it.)"""
+    return {
+        "accessLogFile": "/dev/stdout",
+        "accessLogEncoding": "JSON",
+        "discoverySelectors": [{"matchLabels": dict(mesh.DISCOVERY_LABEL)}],
+        "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+    }
+
+
+def istiod_pod_labels(revision: str) -> dict[str, str]:
+    """Labels the chart selects istiod pods by when a revision is set (its Deployment and PDB
+    selector), so the spread counts exactly this revision's pods."""
+    return {"app": "istiod", mesh.REVISION_LABEL: revision}
+
+
+def istiod_values(
+    istio: IstioConfig, mesh_config: dict[str, Any], trace_sampling_percentage: float
+) -> dict[str, Any]:
+    """istiod chart values. `mesh_config` (from the security and observability layers) is
+    deep-merged into meshConfig; its lists replace ours."""
+    istiod = istio.istiod
+    return {
+        "revision": istio.revision,
+        "revisionTags": [istio.revision_tag],
+        **replica_values(istiod),
+        "pdb": istiod.pdb.helm(),
+        "resources": istiod.resources.helm(),
+        "nodeSelector": dict(SYSTEM_POOL_LABEL),
+        "tolerations": [system_pool_toleration()],
+        "topologySpreadConstraints": spread(istiod_pod_labels(istio.revision), hard=True),
+        # One sampling setting for the mesh: the Telemetry resource's percentage; istiod's
+        # legacy default (a percentage too: 1.0 means 1%) is kept equal to it.
+        "traceSampling": trace_sampling_percentage,
+        "meshConfig": deep_merge(mesh_config_values(), mesh_config),
+        "base": {"validationFailurePolicy": "Fail"},
+        "global": {
+            "logAsJson": istio.log_as_json,
+            "defaultPodDisruptionBudget": {"enabled": True},
+            "proxy": {"resources": istio.proxy.helm()},
+        },
+    }

@@ -1,0 +1,324 @@
+"""The `observability` config section: sizes, retention, HA and access of the monitoring stack,
+with per-tier profiles; the rules the tier sets are in `observability_problems`, called from the
+stack's composition so that each refusal names its full key path. Pure: no Pulumi."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import field_validator, model_validator
+
+from components.base.model import MISSING, ConfigModel, Problem, between, hostname, region_slug
+from components.base.profiles import Profile
+
+_SIZE = re.compile(r"^[1-9][0-9]*(Gi|Ti)$")
+_PROM_DURATION = re.compile(r"^[1-9][0-9]*(h|d|w)$")
+_HOURS = re.compile(r"^[1-9][0-9]*h$")
+
+
+def _size(v: str) -> str:
+    if not _SIZE.match(v):
+        raise ValueError("must be a volume size in Gi or Ti, e.g. '50Gi'")
+    return v
+
+
+def _hours(v: str) -> str:
+    if not _HOURS.match(v):
+        raise ValueError("must be a whole number of hours, e.g. '72h'")
+    return v
+
+
+_replicas = between(1, 5)
+
+
+class PrometheusSettings(ConfigModel):
+    replicas: int
+    retention: str
+    storage_size: str
+
+    _size = field_validator("storage_size")(_size)
+    _replicas = field_validator("replicas")(_replicas)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        if not _PROM_DURATION.match(v):
+            raise ValueError("must be a Prometheus duration in h, d or w, e.g. '15d'")
+        return v
+
+
+class AlertmanagerSettings(ConfigModel):
+    replicas: int
+    storage_size: str
+
+    _size = field_validator("storage_size")(_size)
+    _replicas = field_validator("replicas")(_replicas)
+
+
+class GrafanaSettings(ConfigModel):
+    storage_size: str
+
+    _size = field_validator("storage_size")(_size)
+
+
+class TracingSettings(ConfigModel):
+    """Tempo (single binary) and the mesh-wide Telemetry sampling."""
+
+    sampling_percentage: float
+    retention: str
+    storage_size: str
+
+    _size = field_validator("storage_size")(_size)
+    _retention = field_validator("retention")(_hours)
+
+    @field_validator("sampling_percentage")
+    @classmethod
+    def _sampling(cls, v: float) -> float:
+        if not 0 <= v <= 100 or round(v, 2) != v:
+            raise ValueError("must be a percentage between 0 and 100 in steps of 0.01")
+        return v
+
+
+class LogsSettings(ConfigModel):
+    """Loki. `filesystem`: one single-binary pod on a block volume (cheap, not HA).
+    `spaces`: replicated single-binary pods sharing a DigitalOcean Spaces bucket, so losing a
+    node or a volume loses no logs and the pods can be rescheduled anywhere."""
+
+    storage: Literal["filesystem", "spaces"]
+    replicas: int
+    retention: str
+    storage_size: str
+    # Spaces region of the log bucket; defaults to the cluster's region.
+    spaces_region: str | None = None
+    # Protect the Spaces bucket (storage 'spaces') against deletion: it holds the logs.
+    protect: bool
+
+    _size = field_validator("storage_size")(_size)
+    _retention = field_validator("retention")(_hours)
+    _replicas = field_validator("replicas")(_replicas)
+
+    @field_validator("spaces_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        return None if v is None else region_slug(v)
+
+    @model_validator(mode="after")
+    def _replication(self) -> LogsSettings:
+        if self.storage == "filesystem" and self.replicas != 1:
+            raise ValueError(
+                "replicas must be 1 with storage 'filesystem' (a block volume is not shared); "
+                "use storage 'spaces' for more replicas"
+            )
+        return self
+
+
+class OpenIdSettings(ConfigModel):
+    issuer_uri: str
+    client_id: str
+
+    @field_validator("issuer_uri")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError("must be an https:// URL of the OpenID issuer")
+        hostname(v.removeprefix("https://").split("/")[0])
+        return v
+
+
+class KialiSettings(ConfigModel):
+    """Kiali login: `token` (a Kubernetes ServiceAccount token) or `openid`. Never anonymous."""
+
+    auth: Literal["token", "openid"]
+    openid: OpenIdSettings | None = None
+
+    @model_validator(mode="after")
+    def _openid(self) -> KialiSettings:
+        if self.auth == "openid" and self.openid is None:
+            raise ValueError("auth 'openid' needs openid.issuerUri and openid.clientId")
+        return self
+
+
+@dataclass(frozen=True)
+class ObservabilityRules:
+    """What a tier demands of the monitoring stack: HA floors, durable and protected logs, a
+    sampling rate the collector can afford, and alert receivers that reach someone."""
+
+    min_prometheus_replicas: int
+    min_alertmanager_replicas: int
+    min_logs_replicas: int
+    logs_on_spaces: bool
+    protect_logs: bool
+    max_sampling_percentage: float
+    receivers_required: bool
+
+    @classmethod
+    def none(cls) -> ObservabilityRules:
+        return cls(1, 1, 1, False, False, 100.0, False)
+
+
+def _defaults(
+    *,
+    prometheus: dict[str, Any],
+    alertmanager: dict[str, Any],
+    grafana_size: str,
+    tracing: dict[str, Any],
+    logs: dict[str, Any],
+    access_logs: str,
+) -> dict[str, Any]:
+    return {
+        "storageClass": "do-block-storage",
+        "prometheus": prometheus,
+        "alertmanager": alertmanager,
+        "grafana": {"storageSize": grafana_size},
+        "tracing": tracing,
+        "logs": logs,
+        "kiali": {"auth": "token"},
+        "accessLogs": access_logs,
+    }
+
+
+class ObservabilityConfig(ConfigModel):
+    """Metrics, alerting, dashboards, tracing, logs and Kiali in the `monitoring` namespace."""
+
+    storage_class: str
+    prometheus: PrometheusSettings
+    alertmanager: AlertmanagerSettings
+    grafana: GrafanaSettings
+    tracing: TracingSettings
+    logs: LogsSettings
+    kiali: KialiSettings
+    # Envoy access logs (to stdout, into Loki): every request, or only those answered >= 400.
+    access_logs: Literal["all", "errors"]
+
+    PROFILES: ClassVar[dict[str, Profile[ObservabilityRules]]] = {
+        "dev": Profile(
+            _defaults(
+                prometheus={"replicas": 1, "retention": "3d", "storageSize": "20Gi"},
+                alertmanager={"replicas": 1, "storageSize": "1Gi"},
+                grafana_size="5Gi",
+                tracing={"samplingPercentage": 100, "retention": "24h", "storageSize": "10Gi"},
+                logs={
+                    "storage": "filesystem",
+                    "replicas": 1,
+                    "retention": "72h",
+                    "storageSize": "10Gi",
+                    "protect": False,
+                },
+                access_logs="all",
+            ),
+            ObservabilityRules.none(),
+        ),
+        "staging": Profile(
+            _defaults(
+                prometheus={"replicas": 2, "retention": "31d", "storageSize": "50Gi"},
+                alertmanager={"replicas": 2, "storageSize": "2Gi"},
+                grafana_size="5Gi",
+                tracing={"samplingPercentage": 10, "retention": "72h", "storageSize": "20Gi"},
+                logs={
+                    "storage": "filesystem",
+                    "replicas": 1,
+                    "retention": "168h",
+                    "storageSize": "30Gi",
+                    "protect": False,
+                },
+                access_logs="all",
+            ),
+            ObservabilityRules.none(),
+        ),
+        "production": Profile(
+            _defaults(
+                prometheus={"replicas": 2, "retention": "35d", "storageSize": "250Gi"},
+                alertmanager={"replicas": 3, "storageSize": "5Gi"},
+                grafana_size="10Gi",
+                tracing={"samplingPercentage": 1, "retention": "168h", "storageSize": "50Gi"},
+                logs={
+                    "storage": "spaces",
+                    "replicas": 3,
+                    "retention": "720h",
+                    "storageSize": "20Gi",
+                    "protect": True,
+                },
+                access_logs="errors",
+            ),
+            ObservabilityRules(
+                min_prometheus_replicas=2,
+                min_alertmanager_replicas=3,
+                min_logs_replicas=3,
+                logs_on_spaces=True,
+                protect_logs=True,
+                max_sampling_percentage=10.0,
+                receivers_required=True,
+            ),
+        ),
+    }
+
+    @field_validator("storage_class")
+    @classmethod
+    def _storage_class(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", v):
+            raise ValueError("must be a StorageClass name such as 'do-block-storage'")
+        return v
+
+
+def observability_problems(
+    obs: ObservabilityConfig,
+    rules: ObservabilityRules,
+    environment: str,
+    pager_set: bool,
+    ticket_set: bool,
+) -> list[Problem]:
+    """Rules the tier sets, with the key path a user must fix (`environment` only in messages)."""
+    problems: list[Problem] = []
+    floors = (
+        (
+            "observability.prometheus.replicas",
+            obs.prometheus.replicas,
+            rules.min_prometheus_replicas,
+        ),
+        (
+            "observability.alertmanager.replicas",
+            obs.alertmanager.replicas,
+            rules.min_alertmanager_replicas,
+        ),
+        ("observability.logs.replicas", obs.logs.replicas, rules.min_logs_replicas),
+    )
+    for key, value, floor in floors:
+        if value < floor:
+            problems.append(Problem(key, value, f"must be at least {floor} in {environment} (HA)"))
+    if rules.logs_on_spaces and obs.logs.storage != "spaces":
+        problems.append(
+            Problem(
+                "observability.logs.storage",
+                obs.logs.storage,
+                f"must be 'spaces' in {environment} (logs survive losing a node or a volume)",
+            )
+        )
+    if rules.protect_logs and obs.logs.storage == "spaces" and not obs.logs.protect:
+        problems.append(
+            Problem(
+                "observability.logs.protect",
+                False,
+                f"must be true in {environment} (the log bucket holds state)",
+            )
+        )
+    if obs.tracing.sampling_percentage > rules.max_sampling_percentage:
+        problems.append(
+            Problem(
+                "observability.tracing.samplingPercentage",
+                obs.tracing.sampling_percentage,
+                f"must be at most {rules.max_sampling_percentage:g} in {environment}",
+            )
+        )
+    for key, present in (("alertPagerUrl", pager_set), ("alertTicketUrl", ticket_set)):
+        if rules.receivers_required and not present:
+            problems.append(
+                Problem(
+                    key,
+                    MISSING,
+                    f"is required in {environment} so that alerts reach someone: "
+                    f"pulumi config set --secret service-mesh:{key} https://...",
+                )
+            )
+    return problems

@@ -1,0 +1,284 @@
+"""Generated promtool unit tests for the SLO rules in `slo.py`: for every objective and SLI,
+synthetic Istio traffic shows that (a) a full outage pages within 5 minutes (or as fast as the
+1h/14.4x tier allows for low targets) and stops paging once the short windows recover, (b) a burn
+just under each page threshold does not page while just over does, (c) a slow burn raises a
+ticket and no page, and (d) no traffic raises nothing. Decoy series (the client-side reporter,
+other services, and for latency this service's failed requests) burn their whole budget
+throughout, so a loose selector fails the tests. Availability failures arrive as 5xx, as gRPC
+errors behind HTTP 200 and as both at once, so a missed or double-counted kind fails them too."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+
+from components.slo.config import BURN_TIERS, ISTIO_DURATION_BUCKETS_MS, SloObjective, envoy_le
+from components.slo.rules import (
+    ALERT_FOR,
+    Sli,
+    alert_annotations,
+    alert_labels,
+    alert_name,
+    budget,
+    num,
+    sli_labels,
+    slis,
+)
+
+RULE_FILE = "slo-rules.yml"
+PER_MINUTE = Decimal(100_000)  # requests a minute at the destination, about 1.7k rps
+BASE_BURN = Decimal("0.5")  # healthy background: half the allowed error rate
+PAGE_FOR = int(ALERT_FOR["page"].removesuffix("m"))
+FAST, SLOW = (t for t in BURN_TIERS if t.severity == "page")
+
+Phase = tuple[int, Decimal | None]  # minutes, error ratio (None: no requests at all)
+
+
+@dataclass
+class Scenario:
+    name: str
+    phases: list[Phase]
+    alerts: list[tuple[int, str, bool]] = field(default_factory=list)  # minute, severity, fires
+    exprs: list[tuple[int, str, int | None]] = field(default_factory=list)  # None: no sample
+
+
+def page_deadline(target: float) -> int:
+    """Minutes from the start of a full outage to the page: the 1h window must hold enough
+    outage minutes to exceed 14.4x (over a background of BASE_BURN), then `for` elapses."""
+    b = float(budget(target))
+    minutes = math.floor(60 * b * (FAST.factor - float(BASE_BURN)) / (1 - float(BASE_BURN) * b))
+    return max(5, minutes + 1 + PAGE_FOR + 1)
+
+
+def _scenarios(sli: Sli, sel: str) -> list[Scenario]:
+    """Timelines in minutes. Windows longer than the data see all of it (counters start at 0,
+    so Prometheus does not extrapolate), which keeps every ratio exact and the tests short."""
+    b = budget(sli.target)
+    base = BASE_BURN * b
+
+    def burn(factor: float, scale: str = "1") -> Decimal:
+        return Decimal(str(factor)) * Decimal(scale) * b
+
+    deadline = page_deadline(sli.target)
+    outage = deadline + 5
+    recovered = 60 + outage + 31  # both short windows (5m, 30m) are clean again
+    in_1h = min(outage, 29)  # outage minutes still inside the 1h window then
+    remaining = f"abs(slo:period_error_budget_remaining:ratio{sel} - {num(1 - BASE_BURN)})"
+    out = [
+        Scenario(
+            "full outage pages, and stops once the short windows recover",
+            [(60, base), (outage, Decimal(1)), (35, base)],
+            [(60, "page", False), (60 + deadline, "page", True), (recovered, "page", False)],
+            [
+                (60, f"{remaining} < bool 0.001", 1),
+                (60 + deadline, f"slo:sli_error:ratio_rate5m{sel}", 1),
+            ],
+        ),
+        Scenario(
+            "no traffic raises nothing",
+            [(120, None)],
+            [(m, sev, False) for m in (10, 60, 120) for sev in ("page", "ticket")],
+            [
+                (60, f"slo:sli_error:ratio_rate5m{sel}", None),
+                (120, f"slo:sli_error:ratio_rate1h{sel}", None),
+                (120, f"slo:period_error_budget_remaining:ratio{sel}", None),
+            ],
+        ),
+        # 2x: under the 3x (1d/2h) tier, over the 1x (3d/6h) tier once 6h holds > 1x.
+        Scenario(
+            "slow burn (2x) tickets and does not page",
+            [(60, base), (120, burn(2))],
+            [
+                (60, "ticket", False),
+                (120, "ticket", True),
+                (180, "ticket", True),
+                (120, "page", False),
+                (180, "page", False),
+            ],
+        ),
+        Scenario(
+            "healthy traffic without a single error",
+            [(60, Decimal(0))],
+            [(60, "page", False), (60, "ticket", False)],
+            [
+                (60, f"slo:sli_error:ratio_rate5m{sel}", 0),
+                (60, f"slo:period_error_budget_remaining:ratio{sel}", 1),
+            ],
+        ),
+        Scenario(
+            "burn under 1x raises nothing",
+            [(60, base), (120, burn(0.9))],
+            [(m, sev, False) for m in (120, 180) for sev in ("page", "ticket")],
+        ),
+    ]
+    if (in_1h + (60 - in_1h) * base) / 60 > Decimal(str(FAST.factor)) * b:
+        # The long windows alone would still page: the short ones are what resets it.
+        out[0].exprs.append(
+            (recovered, f"slo:sli_error:ratio_rate1h{sel} > bool ({FAST.factor:g} * {num(b)})", 1)
+        )
+    for scale, fires in (("0.995", False), ("1.005", True)):
+        word = "over" if fires else "under"
+        # 2h at base then 65m at the burn: the 1h window fills (just over: true from minute 60,
+        # fires at 62) while the 6h one stays under 6x. Not firing at minute 50 pins the 1h.
+        out.append(
+            Scenario(
+                f"burn just {word} {FAST.factor:g}x over 1h",
+                [(120, base), (65, burn(FAST.factor, scale))],
+                [(170, "page", False), (183, "page", fires), (185, "page", fires)],
+            )
+        )
+        # 1m at base then the burn: the 6h window passes 6x at minute 185 (just over) while
+        # the 1h window stays far under 14.4x. Not firing at minute 160 pins the 6h window.
+        out.append(
+            Scenario(
+                f"burn just {word} {SLOW.factor:g}x over 6h",
+                [(1, base), (219, burn(SLOW.factor, scale))],
+                [(160, "page", False), (210, "page", fires), (220, "page", fires)],
+            )
+        )
+    return out
+
+
+def _values(increments: list[Decimal], start: Decimal = Decimal(0)) -> str:
+    """promtool expanding notation of a counter with these per-minute increments."""
+    parts, value = [], start
+    for i, (inc, run) in enumerate((k, len(list(g))) for k, g in groupby(increments)):
+        if i == 0:
+            parts.append(f"{num(value)}+{num(inc)}x{run}")
+        elif run == 1:
+            parts.append(num(value + inc))
+        else:
+            parts.append(f"{num(value + inc)}+{num(inc)}x{run - 1}")
+        value += inc * run
+    return " ".join(parts)
+
+
+def _series(metric: str, labels: dict[str, str]) -> str:
+    return metric + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[str, str]]:
+    """Destination-reported traffic for the objective plus decoys that fail everything."""
+    minutes = [ratio for length, ratio in phases for _ in range(length)]
+    total = [Decimal(0) if r is None else PER_MINUTE for r in minutes]
+    bad = [Decimal(0) if r is None else PER_MINUTE * r for r in minutes]
+    good = [t - x for t, x in zip(total, bad, strict=True)]
+    start = Decimal(5000) if phases[0][1] is None else Decimal(0)  # idle, not new, counters
+    all_bad = [PER_MINUTE] * len(minutes)
+    none = [Decimal(0)] * len(minutes)
+    who = {"source_workload": "frontend", "source_workload_namespace": o.namespace}
+    dest = {"destination_service_name": o.service, "destination_service_namespace": o.namespace}
+    decoys = [
+        {"reporter": "source", **who, **dest},
+        {"reporter": "destination", **who, **dest, "destination_service_name": f"{o.service}-x"},
+        {"reporter": "destination", **who, **dest, "destination_service_namespace": "other"},
+    ]
+    out: list[tuple[str, list[Decimal], Decimal]] = []
+    if sli.kind == "availability":
+        metric = "istio_requests_total"
+        mine = {"reporter": "destination", **who, **dest}
+        ok = {"response_code": "200"}
+        grpc_ok = {**ok, "grpc_response_status": "0"}
+        out += [
+            # Successes and client errors (a 404, a gRPC NOT_FOUND) spend no budget.
+            (_series(metric, {**mine, **ok}), [g * 97 / 100 for g in good], start),
+            (_series(metric, {**mine, **grpc_ok}), [g / 100 for g in good], start),
+            (_series(metric, {**mine, "response_code": "404"}), [g / 100 for g in good], start),
+            (
+                _series(metric, {**mine, **ok, "grpc_response_status": "5"}),
+                [g / 100 for g in good],
+                start,
+            ),
+            # Failures: a 503, a gRPC UNAVAILABLE behind HTTP 200, and one series that is both
+            # (it must count once).
+            (_series(metric, {**mine, "response_code": "503"}), [x / 2 for x in bad], start),
+            (
+                _series(metric, {**mine, **ok, "grpc_response_status": "14"}),
+                [x / 4 for x in bad],
+                start,
+            ),
+            (
+                _series(metric, {**mine, "response_code": "503", "grpc_response_status": "14"}),
+                [x / 4 for x in bad],
+                start,
+            ),
+        ]
+        out += [(_series(metric, {**d, "response_code": "503"}), all_bad, start) for d in decoys]
+    else:
+        assert o.latency is not None
+        metric = "istio_request_duration_milliseconds_bucket"
+        i = ISTIO_DURATION_BUCKETS_MS.index(o.latency.threshold_ms)
+        lower = ISTIO_DURATION_BUCKETS_MS[i - 1] if i > 0 else None
+        upper = ISTIO_DURATION_BUCKETS_MS[i + 1] if i + 1 < len(ISTIO_DURATION_BUCKETS_MS) else None
+        buckets = [
+            (lower, [g / 2 for g in good]),
+            (o.latency.threshold_ms, good),
+            (upper, [g + x / 2 for g, x in zip(good, bad, strict=True)]),
+            ("+Inf", total),
+        ]
+        mine = {"reporter": "destination", **who, **dest, "response_code": "200"}
+        for le, incs in buckets:
+            if le is not None:
+                le_text = le if isinstance(le, str) else envoy_le(le)
+                out.append((_series(metric, {**mine, "le": le_text}), incs, start))
+        threshold = envoy_le(o.latency.threshold_ms)
+        # Failed requests of this very service, all slow: they spend the availability budget,
+        # not the latency one.
+        failed = [{**mine, "response_code": "503"}, {**mine, "grpc_response_status": "14"}]
+        for d in decoys + failed:
+            out.append((_series(metric, {**d, "le": threshold}), none, start))
+            out.append((_series(metric, {**d, "le": "+Inf"}), all_bad, start))
+    # Envoy exports a label combination only once it has been seen: no 5xx, no 5xx series.
+    return [
+        {"series": s, "values": _values(incs, first)}
+        for s, incs, first in out
+        if first or any(incs)
+    ]
+
+
+def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> dict[str, Any]:
+    rec = ",".join(f'{k}="{v}"' for k, v in sli_labels(o, sli).items())  # recorded series
+    alerts = []
+    for minute, severity, fires in sc.alerts:
+        expected = {
+            "exp_labels": alert_labels(o, sli, severity, environment),
+            "exp_annotations": alert_annotations(o, sli, severity),
+        }
+        alerts.append(
+            {
+                "eval_time": f"{minute}m",
+                "alertname": alert_name(sli.kind, severity),
+                "exp_alerts": [expected] if fires else [],
+            }
+        )
+    exprs = []
+    for minute, expr, value in sc.exprs:
+        metric = "" if " bool " in expr else expr.split("{")[0]
+        samples = [] if value is None else [{"labels": metric + "{" + rec + "}", "value": value}]
+        exprs.append({"expr": expr, "eval_time": f"{minute}m", "exp_samples": samples})
+    group: dict[str, Any] = {
+        "name": f"{o.name} {sli.kind}: {sc.name}",
+        "interval": "1m",
+        "input_series": _input_series(o, sli, sc.phases),
+        "alert_rule_test": alerts,
+    }
+    if exprs:
+        group["promql_expr_test"] = exprs
+    return group
+
+
+def promtool_tests(
+    objectives: Sequence[SloObjective], environment: str, rule_file: str = RULE_FILE
+) -> dict[str, Any]:
+    """A `promtool test rules` file exercising every objective's alerts against `rule_file`
+    (written from `slo.promtool_rule_file`)."""
+    tests = []
+    for o in objectives:
+        for sli in slis(o):
+            sel = f'{{slo="{o.name}",sli="{sli.kind}"}}'
+            tests += [_test_group(o, sli, sc, environment) for sc in _scenarios(sli, sel)]
+    return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
