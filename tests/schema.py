@@ -31,7 +31,6 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 __all__ = [
     "K8S_VERSION",
     "SchemaError",
-    "crd_kinds",
     "validate_crd",
     "validate_istio",
     "validate_k8s",
@@ -144,11 +143,6 @@ def _crds() -> dict[tuple[str, str], dict[str, Any]]:
                     }
                 found[(api_version, spec["names"]["kind"])] = closed
     return found
-
-
-def crd_kinds() -> set[tuple[str, str]]:
-    """Every (apiVersion, kind) the stored CRDs serve."""
-    return set(_crds())
 
 
 def validate_crd(obj: dict[str, Any]) -> None:

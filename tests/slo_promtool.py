@@ -1,6 +1,6 @@
-"""Generated promtool unit tests for the SLO rules in `slo.py`: for every objective and SLI,
-synthetic Istio traffic shows that (a) a full outage pages within 5 minutes (or as fast as the
-1h/14.4x tier allows for low targets) and stops paging once the short windows recover, (b) a burn
+"""Generated promtool unit tests for the SLO rules in `components/slo/rules.py`: for every
+objective and SLI, synthetic Istio traffic shows that (a) a full outage pages within 5 minutes
+(or as fast as the 1h/14.4x tier allows for low targets) and stops paging once the short windows recover, (b) a burn
 just under each page threshold does not page while just over does, (c) a slow burn raises a
 ticket and no page, and (d) no traffic raises nothing. Decoy series (the client-side reporter,
 other services, and for latency this service's failed requests) burn their whole budget

@@ -99,10 +99,12 @@ def test_stack_exports_are_recorded_with_secrets_masked(plan):
     assert outputs["environment"] == run.stack
     assert outputs["kubeconfig"] == "[secret]"
     assert outputs["loadBalancerIp"].startswith("203.0.113."), "documentation range, RFC 5737"
+    # The exported tag is the one the load balancer targets and the workload pool carries.
     lb = run.one("digitalocean:index/loadBalancer:LoadBalancer")
-    assert (
-        lb.type.endswith("LoadBalancer") and outputs["workloadTag"] == f"mesh-{run.stack}-workload"
-    )
+    tag = run.one("digitalocean:index/tag:Tag")
+    pool = run.one("digitalocean:index/kubernetesNodePool:KubernetesNodePool")
+    assert outputs["workloadTag"] == tag.inputs["name"] == lb.inputs["dropletTag"]
+    assert pool.inputs["tags"] == [outputs["workloadTag"]]
 
 
 def test_integral_numbers_are_written_as_ints(plan):

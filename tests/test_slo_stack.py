@@ -107,10 +107,10 @@ GOOD = {
     [
         ({"service": "cart"}, "slos.objectives[0].service", "declared in `services`"),
         ({"namespace": "other"}, "slos.objectives[0].namespace", "'shop'"),
-        ({"availability": 100}, "slos.objectives[0].availability", ""),
-        ({"availability": 0}, "slos.objectives[0].availability", ""),
+        ({"availability": 100}, "slos.objectives[0].availability", "strictly between 0 and"),
+        ({"availability": 0}, "slos.objectives[0].availability", "strictly between 0 and"),
         ({"latency": {"thresholdMs": 300, "target": 99}}, "latency.thresholdMs", "250, 500"),
-        ({"latency": {"thresholdMs": 500, "target": 120}}, "latency.target", ""),
+        ({"latency": {"thresholdMs": 500, "target": 120}}, "latency.target", "between 0 and 100"),
         ({"window": "28d"}, "slos.objectives[0].window", "unknown key"),
     ],
 )

@@ -1,6 +1,7 @@
 """Istio control plane from the official charts, pinned: `base` (CRDs, default validator) ->
-`istiod-<revision>` (HA, on the tainted system pool) -> ingress and egress gateways
-(`gateways.py`).
+`istiod-<revision>` (HA, on the tainted system pool) -> ingress and egress gateways. Values in
+`values.py` and `gateways.py`; the ingress gateway's Service is the way in's
+(`components/edge/gateway.py`), passed in through the args.
 
 Why `helm.v3.Release` and not `helm.v4.Chart`: the Istio charts branch on `.Release.IsUpgrade`
 (webhook failurePolicy) and document install/upgrade as Helm releases (canary revisions are

@@ -1,6 +1,6 @@
 """Metrics and alerting: kube-prometheus-stack values (Prometheus, Alertmanager, Grafana), the
 Alertmanager routing by `severity`, and the Secrets holding receiver URLs and Grafana's admin
-login. What Prometheus scrapes is in `scraping.py`. Pure builders only: `observability.py`
+login. What Prometheus scrapes is in `scraping.py`. Pure builders only: `component.py`
 registers what they return."""
 
 from __future__ import annotations
