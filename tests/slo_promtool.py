@@ -2,10 +2,11 @@
 objective and SLI, synthetic Istio traffic shows that (a) a full outage pages within 5 minutes
 (or as fast as the 1h/14.4x tier allows for low targets) and stops paging once the short
 windows recover, (b) a burn just under each page threshold does not page while just over does,
-(c) a slow burn raises a ticket and no page, and (d) no traffic raises nothing. Decoy series (the client-side reporter,
-other services, and for latency this service's failed requests) burn their whole budget
-throughout, so a loose selector fails the tests. Availability failures arrive as 5xx, as gRPC
-errors behind HTTP 200 and as both at once, so a missed or double-counted kind fails them too."""
+(c) a slow burn raises a ticket and no page, and (d) no traffic raises nothing. Decoy series
+(the client-side reporter, other services, and for latency this service's failed requests) burn
+their whole budget throughout, so a loose selector fails the tests. Availability failures arrive
+as 5xx, as gRPC errors behind HTTP 200 and as both at once, so a missed or double-counted kind
+fails them too."""
 
 from __future__ import annotations
 
