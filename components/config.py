@@ -113,6 +113,7 @@ class PlatformConfig(ConfigModel):
             env,
             self.alert_pager_url is not None,
             self.alert_ticket_url is not None,
+            self.cluster.region,
         )
         problems += graph_problems(self.graph, self.rules(graph_checks), env)
         problems += security_problems(self.security, self.rules(SecurityConfig), env)

@@ -106,7 +106,12 @@ def test_project_groups_the_cluster():
     run = stack_run("production")
     project = run.one("digitalocean:index/project:Project")
     assert project.inputs["environment"] == "Production"
-    assert run.one(CLUSTER).urn in project.dependencies
+    (member,) = [
+        r
+        for r in run.of_type("digitalocean:index/projectResources:ProjectResources")
+        if run.one(CLUSTER).urn in r.dependencies
+    ]
+    assert project.urn in member.dependencies
 
 
 def test_provider_is_built_from_a_secret_fresh_kubeconfig_and_depends_on_the_cluster():
@@ -140,8 +145,12 @@ def test_in_cluster_resources_use_the_cluster_provider():
 
 def test_load_balancer_and_domain_are_listed_in_the_project_without_depending_on_it():
     run = stack_run("production")
-    listing = run.one("digitalocean:index/projectResources:ProjectResources")
     lb = run.one("digitalocean:index/loadBalancer:LoadBalancer")
+    (listing,) = [
+        r
+        for r in run.of_type("digitalocean:index/projectResources:ProjectResources")
+        if lb.urn in r.dependencies
+    ]
     project = run.one("digitalocean:index/project:Project")
     assert lb.urn in listing.dependencies and project.urn in listing.dependencies
     assert project.urn not in lb.dependencies

@@ -75,13 +75,6 @@ def test_istio_charts_are_pinned_releases_with_fixed_names(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_validation_failure_policy_is_fail_in_base_and_istiod(stack):
-    run = stack_run(stack)
-    assert values(run, "istio-base")["base"]["validationFailurePolicy"] == "Fail"
-    assert values(run, istiod_name(stack))["base"]["validationFailurePolicy"] == "Fail"
-
-
-@pytest.mark.parametrize("stack", STACKS)
 def test_revision_tag_is_what_namespaces_and_gateways_select(stack):
     cfg, run = load_cfg(stack), stack_run(stack)
     istiod = values(run, istiod_name(stack))
@@ -228,7 +221,10 @@ def test_mesh_config(stack, sampling):
     mc = v["meshConfig"]
     assert mc["accessLogFile"] == "/dev/stdout" and mc["accessLogEncoding"] == "JSON"
     assert mc["defaultConfig"]["holdApplicationUntilProxyStarts"] is True
-    assert mc["discoverySelectors"] == [{"matchLabels": mesh.DISCOVERY_LABEL}]
+    assert mc["discoverySelectors"][0] == {"matchLabels": mesh.DISCOVERY_LABEL}
+    (by_name,) = mc["discoverySelectors"][1]["matchExpressions"]
+    assert by_name["key"] == "kubernetes.io/metadata.name" and by_name["operator"] == "In"
+    assert set(by_name["values"]) == {"kube-system", "default"}
     assert v["traceSampling"] == sampling
     proxy = v["global"]["proxy"]["resources"]["requests"]
     assert cpu_milli(proxy["cpu"]) <= 100 and memory_mi(proxy["memory"]) <= 128

@@ -28,6 +28,15 @@ INGRESS_PRINCIPAL = principal(INGRESS_NAMESPACE, INGRESS_GATEWAY)
 
 # Namespaces istiod watches carry this label (meshConfig.discoverySelectors).
 DISCOVERY_LABEL = {"service-mesh/discovery": "enabled"}
+# Kubernetes sets this label on every namespace, also on those we do not create.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Namespaces we do not own that istiod must still see, selected by their name: with
+# REGISTRY_ONLY a sidecar black-holes every destination missing from its registry, so kube-dns
+# (DNS over TCP) in `kube-system` and the `kubernetes` API Service in `default` must be in it.
+# (Whether a pod may then reach them is the NetworkPolicies' decision: DNS yes, the API no.)
+DNS_NAMESPACE = "kube-system"
+API_NAMESPACE = "default"
+DISCOVERED_BY_NAME = (DNS_NAMESPACE, API_NAMESPACE)
 # Injection is selected through a revision tag, not `istio-injection`, for canary upgrades.
 REVISION_LABEL = "istio.io/rev"
 

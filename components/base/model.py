@@ -17,17 +17,29 @@ from pydantic.alias_generators import to_camel
 NAMESPACE = "service-mesh"
 
 
+# An echoed value longer than this is cut (a whole mapping would bury the reason).
+MAX_SHOWN = 80
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One bad value: where it is, what it was, what is allowed."""
+    """One bad value: where it is, what it was, what is allowed. `namespace` is the config
+    namespace the key was written under (only a mistyped namespace is not ours)."""
 
     key: str
     value: Any
     allowed: str
+    namespace: str = NAMESPACE
 
     def __str__(self) -> str:
-        shown = "<missing>" if self.value is _MISSING else repr(_plain(self.value))
-        return f"{NAMESPACE}:{self.key} = {shown}: {self.allowed}"
+        return f"{self.namespace}:{self.key} = {shown(self.value)}: {self.allowed}"
+
+
+def shown(value: Any) -> str:
+    """A bad value as the user reads it: `<missing>`, never a secret, at most MAX_SHOWN
+    characters."""
+    text = "<missing>" if value is _MISSING else repr(_plain(value))
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
 class _Missing:
@@ -90,15 +102,6 @@ def dns_label(value: str) -> str:
     return value
 
 
-_REGION = re.compile(r"^[a-z]{3}[0-9]$")
-
-
-def region_slug(value: str) -> str:
-    if not _REGION.match(value):
-        raise ValueError("must be a DigitalOcean region slug such as 'nyc1', 'fra1' or 'sgp1'")
-    return value
-
-
 def hostname(value: str) -> str:
     if not _HOSTNAME.match(value):
         raise ValueError("must be a fully qualified lowercase host name such as 'api.example.com'")
@@ -130,12 +133,18 @@ def private_cidr(value: str, min_prefix: int = 16, max_prefix: int = 24) -> str:
 Cidr = Annotated[str, AfterValidator(ipv4_cidr)]
 
 
-def between(low: int, high: int, note: str = "") -> Callable[[int], int]:
-    """A field check `low <= value <= high` whose message states the range (and why)."""
+def between(
+    low: int, high: int, note: str = "", *, below: str = "", above: str = ""
+) -> Callable[[int], int]:
+    """A field check `low <= value <= high` whose message states the range: `note` (a unit)
+    always, `below` or `above` only when that bound is the one violated (the reason a bound is
+    there fits only a value on its side)."""
 
     def check(value: int) -> int:
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}{note}")
+        if value < low:
+            raise ValueError(f"must be between {low} and {high}{note}{below}")
+        if value > high:
+            raise ValueError(f"must be between {low} and {high}{note}{above}")
         return value
 
     return check

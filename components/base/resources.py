@@ -51,8 +51,9 @@ def release(
     values: dict[str, Any],
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
-    """A pinned release with a fixed name (no random suffix) that waits for readiness and rolls
-    back a failed upgrade."""
+    """A pinned release with a fixed name (no random suffix) that waits for readiness and is
+    atomic: a failed install is purged and a failed upgrade rolled back (Helm's `--atomic`),
+    cleaning up what the failed attempt created, so the cluster keeps the last good release."""
     return k8s.helm.v3.Release(
         name,
         name=name,
@@ -62,6 +63,7 @@ def release(
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin.repository),
         values=values,
         skip_await=False,
+        atomic=True,
         timeout=900,
         max_history=10,
         cleanup_on_fail=True,

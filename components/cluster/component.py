@@ -77,12 +77,21 @@ class DoksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeCount"]),
         )
 
+        # Membership has one owner per resource: `ProjectResources` (here the cluster's; the
+        # way in lists its load balancer and zone the same way). The Project itself lists
+        # nothing: its `resources` would read back every member on refresh, and the next `up`
+        # would move the others to the account's default project.
         self.project = do.Project(
             f"{name}-project",
             name=name,
             environment=cfg.project_environment,
             purpose="Service or API",
             description=f"Istio service mesh platform ({args.environment})",
+            opts=child,
+        )
+        do.ProjectResources(
+            f"{name}-project-cluster",
+            project=self.project.id,
             resources=[self.cluster.cluster_urn],
             opts=child,
         )

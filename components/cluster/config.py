@@ -9,18 +9,42 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from components.base.model import Cidr, ConfigModel, Problem, between, private_cidr, region_slug
+from components.base.model import Cidr, ConfigModel, Problem, between, private_cidr
 from components.base.profiles import Profile
+from components.cluster.catalog import (
+    DOKS_KUBERNETES_MINORS,
+    DOKS_REGIONS,
+    DROPLET_SIZES,
+    SIZE_FAMILIES,
+    suggestion,
+)
 
 # Istio 1.30 refuses Kubernetes older than 1.32 (istioctl MinK8SVersion = 32).
 MIN_KUBERNETES_MINOR = 32
-_SIZE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
+# The minors a stack may ask for: what DOKS offers (catalog.py) that Istio 1.30 runs on.
+KUBERNETES_MINORS: tuple[str, ...] = tuple(
+    f"1.{minor}" for minor in DOKS_KUBERNETES_MINORS if minor >= MIN_KUBERNETES_MINOR
+)
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
 def _size_slug(value: str) -> str:
-    if not _SIZE.match(value):
-        raise ValueError("must be a DigitalOcean droplet size slug such as 's-4vcpu-8gb'")
+    if value not in DROPLET_SIZES:
+        families = ", ".join(f"{f}-" for f in SIZE_FAMILIES)
+        raise ValueError(
+            "must be a droplet size slug DOKS offers, such as 's-4vcpu-8gb'"
+            f"{suggestion(value, DROPLET_SIZES)}: one of the {families} sizes pinned in "
+            "components/cluster/catalog.py (`doctl kubernetes options sizes`)"
+        )
+    return value
+
+
+def doks_region(value: str) -> str:
+    if value not in DOKS_REGIONS:
+        raise ValueError(
+            f"must be a DigitalOcean region slug where DOKS runs{suggestion(value, DOKS_REGIONS)}: "
+            f"{', '.join(DOKS_REGIONS)}"
+        )
     return value
 
 
@@ -45,7 +69,7 @@ class WorkloadPool(ConfigModel):
     _size = field_validator("size")(_size_slug)
 
     _bounds = field_validator("min_nodes", "max_nodes")(
-        between(1, 100, " (DOKS autoscaling needs at least 1 node)")
+        between(1, 100, below=" (DOKS autoscaling needs at least 1 node)")
     )
 
     @model_validator(mode="after")
@@ -80,6 +104,23 @@ class ClusterRules:
     ha: bool  # HA control plane
     min_system_nodes: int  # the mesh control plane survives losing a node
     protect: bool  # cluster, VPC and workload tag protected
+    # The Kubernetes API is reachable only from controlPlaneAllowList, unless a stated
+    # `publicControlPlane` reason acknowledges an API open to the internet.
+    control_plane_allow_list: bool
+
+
+class PublicControlPlane(ConfigModel):
+    """The acknowledgement that this stack's Kubernetes API is open to the internet: a reason
+    a reviewer can read in the stack file (where the tier requires an allow-list)."""
+
+    reason: str
+
+    @field_validator("reason")
+    @classmethod
+    def _stated(cls, v: str) -> str:
+        if len(v.strip()) < 10:
+            raise ValueError("must state why the API may be reached from anywhere (a sentence)")
+        return v
 
 
 def _defaults(
@@ -112,6 +153,8 @@ class ClusterConfig(ConfigModel):
     system_pool: SystemPool
     workload_pool: WorkloadPool
     control_plane_allow_list: tuple[Cidr, ...]
+    # Acknowledges an empty controlPlaneAllowList where the tier requires one: {reason: "..."}.
+    public_control_plane: PublicControlPlane | None = None
     # The DigitalOcean project's environment the cluster, load balancer and domain are listed in.
     project_environment: Literal["Development", "Staging", "Production"]
     protect: bool
@@ -127,7 +170,9 @@ class ClusterConfig(ConfigModel):
                 projectEnvironment="Development",
                 protect=False,
             ),
-            ClusterRules(ha=False, min_system_nodes=1, protect=False),
+            ClusterRules(
+                ha=False, min_system_nodes=1, protect=False, control_plane_allow_list=False
+            ),
         ),
         "staging": Profile(
             _defaults(
@@ -139,7 +184,9 @@ class ClusterConfig(ConfigModel):
                 projectEnvironment="Staging",
                 protect=False,
             ),
-            ClusterRules(ha=True, min_system_nodes=1, protect=False),
+            ClusterRules(
+                ha=True, min_system_nodes=1, protect=False, control_plane_allow_list=False
+            ),
         ),
         "production": Profile(
             _defaults(
@@ -151,21 +198,28 @@ class ClusterConfig(ConfigModel):
                 projectEnvironment="Production",
                 protect=True,
             ),
-            ClusterRules(ha=True, min_system_nodes=3, protect=True),
+            ClusterRules(ha=True, min_system_nodes=3, protect=True, control_plane_allow_list=True),
         ),
     }
 
-    _region = field_validator("region")(region_slug)
+    _region = field_validator("region")(doks_region)
 
     @field_validator("kubernetes_version_prefix")
     @classmethod
     def _version(cls, v: str) -> str:
+        offered = ", ".join(KUBERNETES_MINORS)
         m = re.fullmatch(r"1\.(\d+)\.?", v)
-        if not m or int(m.group(1)) < MIN_KUBERNETES_MINOR:
+        if not m:
             raise ValueError(
-                f"must be a Kubernetes minor version '1.N' with N >= {MIN_KUBERNETES_MINOR} "
-                "(Istio 1.30 needs Kubernetes 1.32 or newer), e.g. '1.34'"
+                f"must be a Kubernetes minor version '1.N' that DOKS offers: {offered}"
             )
+        if f"1.{m.group(1)}" not in KUBERNETES_MINORS:
+            floor = (
+                f" (Istio 1.30 needs Kubernetes 1.{MIN_KUBERNETES_MINOR} or newer)"
+                if int(m.group(1)) < MIN_KUBERNETES_MINOR
+                else ""
+            )
+            raise ValueError(f"is not a Kubernetes minor DOKS offers{floor}; use one of: {offered}")
         return f"1.{m.group(1)}."
 
     @field_validator("vpc_cidr")
@@ -192,6 +246,7 @@ def cluster_problems(
                 "plane survives losing a node",
             )
         )
+    problems += _allow_list_problems(cluster, rules, environment)
     if rules.protect and not cluster.protect:
         problems.append(
             Problem(
@@ -201,3 +256,32 @@ def cluster_problems(
             )
         )
     return problems
+
+
+def _allow_list_problems(
+    cluster: ClusterConfig, rules: ClusterRules, environment: str
+) -> list[Problem]:
+    """An empty allow-list leaves the Kubernetes API open to the internet: where the tier
+    requires an allow-list that is refused unless `publicControlPlane` says why; a waiver beside
+    an allow-list would be stale anywhere."""
+    waiver = cluster.public_control_plane
+    if rules.control_plane_allow_list and not cluster.control_plane_allow_list and waiver is None:
+        return [
+            Problem(
+                "cluster.controlPlaneAllowList",
+                [],
+                f"must list the CIDRs that may reach the Kubernetes API in {environment} (empty "
+                "leaves it open to the internet), e.g. ['198.51.100.0/24']; or acknowledge an "
+                "open API with cluster.publicControlPlane: {reason: '...'}",
+            )
+        ]
+    if cluster.control_plane_allow_list and waiver is not None:
+        return [
+            Problem(
+                "cluster.publicControlPlane",
+                waiver.model_dump(by_alias=True),
+                "must be removed while cluster.controlPlaneAllowList is set (the API is not "
+                "public, so the acknowledgement would be stale)",
+            )
+        ]
+    return []

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import SecretStr, field_validator
 
-from components.base.model import Cidr, ConfigModel, Problem, between, hostname
+from components.base.model import MISSING, Cidr, ConfigModel, Problem, between, hostname
 from components.base.profiles import Profile
 
 _EMAIL = re.compile(r"^[^@\s]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -130,7 +130,7 @@ def ingress_problems(
             problems.append(
                 Problem(
                     "ingress.domain",
-                    None,
+                    MISSING,
                     "is required when ingress.hosts is set, e.g. 'example.com'",
                 )
             )
@@ -148,7 +148,7 @@ def ingress_problems(
             problems.append(
                 Problem(
                     "ingress.acmeEmail",
-                    None,
+                    MISSING,
                     "is required when ingress.hosts is set (Let's Encrypt account)",
                 )
             )
@@ -156,7 +156,7 @@ def ingress_problems(
             problems.append(
                 Problem(
                     "dnsApiToken",
-                    None,
+                    MISSING,
                     "is required when ingress.hosts is set (cert-manager DNS-01 through "
                     "DigitalOcean): "
                     "pulumi config set --secret service-mesh:dnsApiToken <token>",

@@ -34,23 +34,37 @@ def system_pool_toleration() -> dict[str, str]:
 
 
 def base_values(istio: IstioConfig) -> dict[str, Any]:
-    """Base chart: CRDs, and the default validator pointed at our revision's istiod."""
-    return {
-        "defaultRevision": istio.revision,
-        # Fail closed from the first install (the chart would render Ignore and let istiod
-        # flip it): Istio CRs wait for istiod in the graph, so nothing is refused by accident.
-        "base": {"validationFailurePolicy": "Fail"},
-    }
+    """Base chart: CRDs, and the default validator pointed at our revision's istiod.
+
+    The validators' `failurePolicy` is left to the charts (`base.validationFailurePolicy`
+    unset): installed as `helm.v3.Release`, they render `Ignore` on the first install and
+    istiod flips it to `Fail` once it has patched in its `caBundle`, and on upgrades (Helm's
+    `.Release.IsUpgrade`) they omit the field so istiod's `Fail` stays. Forcing `Fail` from the
+    first install races that patch: the first Istio objects could be refused with x509 errors."""
+    return {"defaultRevision": istio.revision}
 
 
 def mesh_config_values() -> dict[str, Any]:
-    """This layer's meshConfig: JSON access logs, discovery limited to labelled namespaces,
+    """This layer's meshConfig: JSON access logs, discovery limited to labelled namespaces (and
+    kube-system and default, see `mesh.DISCOVERED_BY_NAME`),
     applications start only once their sidecar is ready. (Metrics merging is the observability
     layer's fragment: its PodMonitors depend on it.)"""
     return {
         "accessLogFile": "/dev/stdout",
         "accessLogEncoding": "JSON",
-        "discoverySelectors": [{"matchLabels": dict(mesh.DISCOVERY_LABEL)}],
+        # Selectors are ORed: our labelled namespaces, and by name those we do not own.
+        "discoverySelectors": [
+            {"matchLabels": dict(mesh.DISCOVERY_LABEL)},
+            {
+                "matchExpressions": [
+                    {
+                        "key": mesh.NAMESPACE_NAME_LABEL,
+                        "operator": "In",
+                        "values": list(mesh.DISCOVERED_BY_NAME),
+                    }
+                ]
+            },
+        ],
         "defaultConfig": {"holdApplicationUntilProxyStarts": True},
     }
 
@@ -80,7 +94,6 @@ def istiod_values(
         # legacy default (a percentage too: 1.0 means 1%) is kept equal to it.
         "traceSampling": trace_sampling_percentage,
         "meshConfig": deep_merge(mesh_config_values(), mesh_config),
-        "base": {"validationFailurePolicy": "Fail"},
         "global": {
             "logAsJson": istio.log_as_json,
             "defaultPodDisruptionBudget": {"enabled": True},

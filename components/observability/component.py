@@ -57,7 +57,13 @@ class Observability(pulumi.ComponentResource):
         ns_name = mesh.MONITORING_NAMESPACE
         self.namespace = k8s.core.v1.Namespace(
             f"ns-{ns_name}",
-            metadata={"name": ns_name, "labels": manifests.labels(ns_name)},
+            # Discovered by istiod: Envoy sends spans to Tempo here through the `tempo-otlp`
+            # extension provider, whose service istiod only resolves in a namespace it sees.
+            # Not injected: the monitoring stack runs without sidecars.
+            metadata={
+                "name": ns_name,
+                "labels": {**manifests.labels(ns_name), **mesh.DISCOVERY_LABEL},
+            },
             opts=self._opts(),
         )
         in_ns = self._opts(depends_on=[self.namespace])

@@ -10,8 +10,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
-from components.base.model import MISSING, ConfigModel, Problem, between, hostname, region_slug
+from components.base.model import MISSING, ConfigModel, Problem, between, hostname
 from components.base.profiles import Profile
+from components.cluster.catalog import SPACES_REGIONS, suggestion
 
 _SIZE = re.compile(r"^[1-9][0-9]*(Gi|Ti)$")
 _PROM_DURATION = re.compile(r"^[1-9][0-9]*(h|d|w)$")
@@ -102,7 +103,12 @@ class LogsSettings(ConfigModel):
     @field_validator("spaces_region")
     @classmethod
     def _region(cls, v: str | None) -> str | None:
-        return None if v is None else region_slug(v)
+        if v is not None and v not in SPACES_REGIONS:
+            raise ValueError(
+                f"must be a DigitalOcean region with Spaces{suggestion(v, SPACES_REGIONS)}: "
+                f"{', '.join(SPACES_REGIONS)}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _replication(self) -> LogsSettings:
@@ -268,9 +274,25 @@ def observability_problems(
     environment: str,
     pager_set: bool,
     ticket_set: bool,
+    cluster_region: str | None = None,
 ) -> list[Problem]:
-    """Rules the tier sets, with the key path a user must fix (`environment` only in messages)."""
+    """Rules the tier sets, with the key path a user must fix (`environment` only in messages).
+    The log bucket defaults to `cluster_region`, which may be a region without Spaces."""
     problems: list[Problem] = []
+    if (
+        obs.logs.storage == "spaces"
+        and obs.logs.spaces_region is None
+        and cluster_region is not None
+        and cluster_region not in SPACES_REGIONS
+    ):
+        problems.append(
+            Problem(
+                "observability.logs.spacesRegion",
+                MISSING,
+                f"is required with storage 'spaces': the cluster's region {cluster_region!r} has "
+                f"no Spaces; choose one of: {', '.join(SPACES_REGIONS)}",
+            )
+        )
     floors = (
         (
             "observability.prometheus.replicas",

@@ -34,6 +34,16 @@ DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # what the Grafana sidecar watches
 FOLDER_ANNOTATION = "grafana_folder"  # ConfigMap annotation naming the dashboard's folder
 
 
+# Control-plane components a DOKS cluster does not expose -> the chart's default rule groups
+# that target them (kube-prometheus-stack values.yaml, `defaultRules.rules`).
+DOKS_UNEXPOSED: dict[str, tuple[str, ...]] = {
+    "kubeControllerManager": ("kubeControllerManager",),
+    "kubeScheduler": ("kubeSchedulerAlerting", "kubeSchedulerRecording"),
+    "kubeEtcd": ("etcd",),
+    "kubeProxy": ("kubeProxy",),
+}
+
+
 def receiver_file(receiver: str) -> str:
     return f"/etc/alertmanager/secrets/{RECEIVERS_SECRET}/{RECEIVER_KEYS[receiver]}"
 
@@ -130,6 +140,15 @@ def prometheus_stack_values(
     prom, am = cfg.prometheus, cfg.alertmanager
     return {
         "crds": {"enabled": True},
+        # DOKS runs the control plane for us: controller-manager, scheduler and etcd are not
+        # reachable from the cluster, and Cilium replaces kube-proxy (whose metrics would bind to
+        # localhost anyway). Their monitors would only ever find nothing, and their default
+        # "absent" alerts (KubeControllerManagerDown, KubeSchedulerDown, etcd...) would fire
+        # forever. Off: the component and its rule groups.
+        **{component: {"enabled": False} for component in DOKS_UNEXPOSED},
+        "defaultRules": {
+            "rules": {rule: False for rules in DOKS_UNEXPOSED.values() for rule in rules}
+        },
         "prometheus": {
             "prometheusSpec": {
                 "replicas": prom.replicas,

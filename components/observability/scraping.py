@@ -11,6 +11,7 @@ from components.base import manifests, mesh
 from components.observability.tracing import TEMPO_METRICS_PORT_NAME, TEMPO_RELEASE
 
 API_VERSION = "monitoring.coreos.com/v1"
+REVISION_TAG_LABEL = "istio.io/tag"  # on the istiod chart's per-tag Services only
 
 
 def envoy_pod_monitor(namespace: str) -> dict[str, Any]:
@@ -87,7 +88,12 @@ def _envoy_relabelings() -> list[dict[str, Any]]:
 
 
 def istiod_service_monitor() -> dict[str, Any]:
-    """Istio's `istio-component-monitor`: istiod's plain-text `http-monitoring` port (15014)."""
+    """Istio's `istio-component-monitor`: istiod's plain-text `http-monitoring` port (15014).
+
+    The istiod chart renders two Services labelled `istio: pilot` over the same pods:
+    `istiod-<revision>` and, per revision tag, `istiod-revision-tag-<tag>` (which also carries
+    `istio.io/tag`; istio 1.30 `templates/revision-tags-svc.yaml`). Selecting only the Service
+    without that label scrapes each istiod pod once, not once per tag."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ServiceMonitor",
@@ -100,7 +106,10 @@ def istiod_service_monitor() -> dict[str, Any]:
             "jobLabel": "istio",
             "targetLabels": ["app"],
             "selector": {
-                "matchExpressions": [{"key": "istio", "operator": "In", "values": ["pilot"]}]
+                "matchExpressions": [
+                    {"key": "istio", "operator": "In", "values": ["pilot"]},
+                    {"key": REVISION_TAG_LABEL, "operator": "DoesNotExist"},
+                ]
             },
             "namespaceSelector": {"matchNames": [mesh.ROOT_NAMESPACE]},
             "endpoints": [{"port": "http-monitoring", "interval": "15s"}],

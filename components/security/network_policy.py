@@ -21,8 +21,8 @@ from components.base import manifests, mesh
 from components.graph.model import ExternalHost, MeshService
 from components.observability.tracing import TEMPO_OTLP_GRPC_PORT
 
-NS_LABEL = "kubernetes.io/metadata.name"
-DNS_NAMESPACE = "kube-system"
+NS_LABEL = mesh.NAMESPACE_NAME_LABEL
+DNS_NAMESPACE = mesh.DNS_NAMESPACE
 METRICS_PORTS = (mesh.MERGED_METRICS_PORT, mesh.ENVOY_METRICS_PORT)
 # Never "the internet": private (RFC 1918, so also the VPC, pods and Services), CGNAT and
 # link-local (the droplet metadata service) ranges.
