@@ -4,19 +4,23 @@
 the tier of every section's profile (like Istio's install profiles); the stack file states only
 what differs. Each concern declares its section in `components/<concern>/config.py` with its
 `PROFILES` and its checks; they are composed and checked together here. Any bad value raises
-`ConfigError` before a resource is registered.
+`ConfigError` before a resource is registered: pydantic's errors in the stack file's words
+(`components/base/messages.py`), and what only the project's stack files together show (a
+mistyped namespace, two stacks with one `name`: `components/base/stacks.py`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
+from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 import pulumi
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 
+from components.base import messages, stacks
 from components.base.model import (
     MISSING,
     NAMESPACE,
@@ -38,6 +42,9 @@ from components.security.config import SecurityConfig, security_problems
 from components.slo.config import SloConfig, slo_problems
 
 __all__ = ["ENVIRONMENTS", "ConfigError", "PlatformConfig", "StackConfigError", "load", "parse"]
+
+# Where `Pulumi.yaml` and the stack files live: the project root, beside `components/`.
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 R = TypeVar("R")
 
@@ -117,17 +124,7 @@ class PlatformConfig(ConfigModel):
         )
         problems += graph_problems(self.graph, self.rules(graph_checks), env)
         problems += security_problems(self.security, self.rules(SecurityConfig), env)
-        if (self.mesh_ca_root_cert is None) != (self.mesh_ca_root_key is None) or (
-            self.mesh_ca_root_cert is None and self.rules(SecurityConfig).configured_root
-        ):
-            problems.append(
-                Problem(
-                    "meshCaRootCert",
-                    MISSING if self.mesh_ca_root_cert is None else "[secret]",
-                    "meshCaRootCert and meshCaRootKey must both be set (required in production); "
-                    "create them with `python -m tools.mesh_ca`",
-                )
-            )
+        problems += self._mesh_ca_root_problems()
         problems += istio_problems(self.istio, self.rules(IstioConfig), env)
         problems += ingress_problems(
             self.ingress, self.rules(IngressConfig), env, self.dns_api_token
@@ -142,6 +139,27 @@ class PlatformConfig(ConfigModel):
         if problems:
             raise ConfigError(problems)
         return self
+
+    def _mesh_ca_root_problems(self) -> list[Problem]:
+        """The root's certificate and key come as a pair (and are required where the tier says
+        so); each one missing is reported under its own key."""
+        pair = {"meshCaRootCert": self.mesh_ca_root_cert, "meshCaRootKey": self.mesh_ca_root_key}
+        missing = [key for key, value in pair.items() if value is None]
+        required = self.rules(SecurityConfig).configured_root
+        if not missing or (len(missing) == 2 and not required):
+            return []
+        fix = (
+            f"set both {NAMESPACE}:meshCaRootCert and {NAMESPACE}:meshCaRootKey with "
+            "`python -m tools.mesh_ca`"
+        )
+        if required:
+            why = f"is required in {self.environment}"
+        else:
+            (present,) = set(pair) - set(missing)
+            why = (
+                f"is required because {present} is set (the root's certificate and key go together)"
+            )
+        return [Problem(key, MISSING, f"{why}: {fix}") for key in missing]
 
 
 SECRET_FIELDS: tuple[str, ...] = tuple(
@@ -161,67 +179,22 @@ def profile(environment: str) -> dict[str, Any]:
     return deep_merge(base, dict(ENVIRONMENTS[environment].overrides))
 
 
-def _decode(raw: Any) -> Any:
-    """Pulumi hands config values over as strings; objects and numbers arrive JSON-encoded."""
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+def default_names() -> dict[str, str]:
+    """Environment -> the `name` its stacks get unless they set one (`mesh-<environment>`)."""
+    return {env: str(profile(env)["name"]) for env in ENVIRONMENTS}
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys a stack file may use at `loc`, to tell the user what is allowed."""
-    model: Any = PlatformConfig
-    for part in loc:
-        fields = {f.alias or n: f for n, f in model.model_fields.items()}
-        field = fields.get(part)
-        if field is None:
-            return []
-        model = field.annotation
-        if not (isinstance(model, type) and issubclass(model, ConfigModel)):
-            return []
-    return sorted(f.alias or n for n, f in model.model_fields.items())
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for p in loc:
-        if isinstance(p, int):
-            parts[-1] = f"{parts[-1]}[{p}]" if parts else f"[{p}]"
-        else:
-            parts.append(str(p))
-    return ".".join(parts)
-
-
-def _problems(error: ValidationError, data: dict[str, Any]) -> list[Problem]:
-    problems = []
-    for e in error.errors():
-        loc = tuple(e["loc"])
-        kind = e["type"]
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        value = e.get("input", MISSING)
-        if kind == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(loc[:-1]))
-            msg = f"unknown key; allowed keys here: {allowed}"
-        elif kind == "missing":
-            value, msg = MISSING, "required key is missing"
-        elif kind == "literal_error":
-            msg = msg.replace("Input should be", "must be one of")
-        elif kind in ("tuple_type", "list_type"):
-            msg = "must be a list"
-        elif kind.endswith("_type") or kind.endswith("_parsing"):
-            msg = msg.replace("Input should be", "must be")
-        problems.append(Problem(_path(loc) or "(stack)", value, msg))
-    return problems
-
-
-def parse(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> PlatformConfig:
+def parse(
+    raw: dict[str, Any],
+    secret_keys: frozenset[str] = frozenset(),
+    other_stacks: Mapping[str, str] | None = None,
+) -> PlatformConfig:
     """Validate raw `service-mesh:*` config (keys without the namespace) into a PlatformConfig.
+    `other_stacks` (stack -> name, e.g. from `stacks.sibling_names`) refuses a `name` another
+    stack of the project already uses.
 
     Pure: no Pulumi runtime needed, so tests and tools call it directly."""
-    data = {k: _decode(v) for k, v in raw.items()}
+    data = {k: stacks.decode(v) for k, v in raw.items()}
     environment = data.get("environment")
     if environment is None:
         raise ConfigError.one(
@@ -242,24 +215,40 @@ def parse(raw: dict[str, Any], secret_keys: frozenset[str] = frozenset()) -> Pla
                 f"must be stored encrypted: pulumi config set --secret {NAMESPACE}:{alias} ...",
             )
     merged = deep_merge(profile(environment), data)
+    name = merged.get("name")
+    shared = sorted(s for s, n in (other_stacks or {}).items() if n == name)
+    problems = [stacks.name_problem(str(name), shared, this_stack=True)] if shared else []
     try:
-        return PlatformConfig.model_validate(merged)
+        cfg = PlatformConfig.model_validate(merged)
     except ValidationError as error:
-        raise ConfigError(_problems(error, merged)) from None
+        problems = messages.problems(PlatformConfig, error) + problems
+    except ConfigError as error:
+        problems = error.problems + problems
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def load() -> PlatformConfig:
-    """Read this stack's `service-mesh:*` keys from the Pulumi runtime and validate them."""
+    """Read this stack's `service-mesh:*` keys from the Pulumi runtime and validate them; a key
+    under a mistyped namespace, or a `name` another stack file of the project uses, is refused
+    with them."""
     from pulumi.runtime import config as runtime_config
 
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     env_secrets = set(runtime_config.get_config_secret_keys_env())
+    secret = frozenset(k for k in values if runtime_config.is_config_secret(k) or k in env_secrets)
+    problems = stacks.namespace_problems(values, secret)
     prefix = f"{NAMESPACE}:"
     raw = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-    secrets = frozenset(
-        k for k in raw if runtime_config.is_config_secret(prefix + k) or prefix + k in env_secrets
-    )
     try:
-        return parse(raw, secrets)
+        cfg = parse(
+            raw,
+            frozenset(k[len(prefix) :] for k in secret if k.startswith(prefix)),
+            stacks.sibling_names(pulumi.get_stack(), PROJECT_DIR, default_names()),
+        )
     except ConfigError as error:
-        raise StackConfigError(error.problems) from None
+        problems += error.problems
+    if problems:
+        raise StackConfigError(problems) from None
+    return cfg

@@ -73,8 +73,9 @@ class ServiceGraph:
 
 def graph_problems(graph: ServiceGraph, rules: GraphRules, environment: str) -> list[Problem]:
     """Whole-graph checks, each naming its key path: unique names, services and external hosts
-    in declared namespaces, callers that exist, plaintext only with a reason where the tier
-    demands one. `environment` is only named in messages."""
+    in declared namespaces, unique ports per service, one service per identity, callers that
+    exist, plaintext only with a reason where the tier demands one. `environment` is only named
+    in messages."""
     problems = _namespace_problems(graph, rules, environment)
     declared_ns = set(graph.namespace_names)
     ns_hint = ", ".join(sorted(declared_ns)) or "none declared"
@@ -108,6 +109,8 @@ def graph_problems(graph: ServiceGraph, rules: GraphRules, environment: str) -> 
             problems.append(
                 Problem(f"{key}.ingress", "exposed", "needs an http, http2 or grpc port to expose")
             )
+    problems += _port_problems(graph)
+    problems += _identity_problems(graph)
     problems += _caller_problems(graph)
     seen_hosts: set[str] = set()
     for i, ext in enumerate(graph.external_hosts):
@@ -146,6 +149,60 @@ def _namespace_problems(graph: ServiceGraph, rules: GraphRules, environment: str
                     "permissive",
                     f"is refused in {environment} unless permissiveException states why "
                     "(a visible, reviewed exception); otherwise use 'strict'",
+                )
+            )
+    return problems
+
+
+def _port_problems(graph: ServiceGraph) -> list[Problem]:
+    """A port number or name declared twice in one service: Kubernetes refuses the Service, and
+    policies keyed by port would say two things about one port."""
+    problems: list[Problem] = []
+    for i, svc in enumerate(graph.services):
+        numbers: dict[int, int] = {}
+        names: dict[str, int] = {}
+        for j, port in enumerate(svc.ports):
+            key = f"services[{i}].ports[{j}]"
+            if port.port in numbers:
+                problems.append(
+                    Problem(
+                        f"{key}.port",
+                        port.port,
+                        f"is already declared by services[{i}].ports[{numbers[port.port]}] of "
+                        f"{svc.name!r}; each port number must appear once per service",
+                    )
+                )
+            if port.name in names:
+                problems.append(
+                    Problem(
+                        f"{key}.name",
+                        port.name,
+                        f"is already declared by services[{i}].ports[{names[port.name]}] of "
+                        f"{svc.name!r}; each port name must appear once per service",
+                    )
+                )
+            numbers.setdefault(port.port, j)
+            names.setdefault(port.name, j)
+    return problems
+
+
+def _identity_problems(graph: ServiceGraph) -> list[Problem]:
+    """Two services with one service account in one namespace share one mTLS identity: a
+    policy allowing one allows the other, so identity-based authorization cannot tell them
+    apart."""
+    problems: list[Problem] = []
+    owner: dict[tuple[str, str], MeshService] = {}
+    for i, svc in enumerate(graph.services):
+        identity = (svc.namespace, svc.service_account)
+        first = owner.setdefault(identity, svc)
+        if first is not svc:
+            problems.append(
+                Problem(
+                    f"services[{i}].serviceAccount",
+                    svc.service_account,
+                    f"is already the service account of {first.name!r} in namespace "
+                    f"{svc.namespace!r}: two services on one identity cannot be told apart by "
+                    "authorization policy; give each service its own service account",
                 )
             )
     return problems
