@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT, workload_tag
-from tests.conftest import stack_run
+from components.config import StackConfigError
+from tests.conftest import run_config, stack_config, stack_run
+from tools import engine
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
 VPC = "digitalocean:index/vpc:Vpc"
 PROVIDER = "pulumi:providers:kubernetes"
+GET_CLUSTER = "digitalocean:index/getKubernetesCluster:getKubernetesCluster"
 COMPONENT = "service-mesh:cluster:DoksCluster"
 
 
@@ -114,17 +119,60 @@ def test_project_groups_the_cluster():
     assert project.urn in member.dependencies
 
 
-def test_provider_is_built_from_a_secret_fresh_kubeconfig_and_depends_on_the_cluster():
+def test_provider_is_built_from_a_secret_kubeconfig_and_depends_on_the_cluster():
     run = stack_run("production")
     provider = run.one(PROVIDER)
     cluster, pool = run.one(CLUSTER), run.one(POOL)
     assert provider.inputs["kubeconfig"] == "[secret]"
     assert cluster.urn in provider.dependencies
     assert pool.urn in provider.dependencies, "in-cluster objects wait for worker nodes"
-    # The provider's identity is the cluster id, so a renewed token does not replace it.
+    # The provider's identity is the cluster id: a changed kubeconfig never replaces it.
     assert provider.inputs["clusterIdentifier"]
-    lookups = [a for t, a in run.invokes if t.endswith("getKubernetesCluster")]
-    assert lookups == [{"name": "mesh-production"}], "credentials re-read on every run"
+
+
+def test_the_fake_cloud_mints_a_new_token_on_every_credentials_read():
+    """What makes the next test able to fail: like DigitalOcean, each read of a cluster's
+    credentials (the data source, or the resource's own outputs) returns a new token."""
+    first = engine.FAKE_INVOKES[GET_CLUSTER]({"name": "c"})["kubeConfigs"][0]["token"]
+    second = engine.FAKE_INVOKES[GET_CLUSTER]({"name": "c"})["kubeConfigs"][0]["token"]
+    assert first != second
+
+
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_an_unchanged_stack_gives_the_provider_identical_inputs_on_every_run(stack):
+    """A drift check (`pulumi preview --expect-no-changes`) needs this: no credential minted per
+    run, none read through the data source, and the kubeconfig built from what only changes with
+    the cluster (endpoint, CA) plus a `doctl` exec credential."""
+    runs = [engine.run_stack(stack), engine.run_stack(stack)]
+    digests = {run.one(PROVIDER).inputs_digest for run in runs}
+    assert len(digests) == 1, "the provider's inputs (secrets included) differ between runs"
+    for run in runs:
+        assert not [t for t, _ in run.invokes if t == GET_CLUSTER], "no credentials lookup"
+
+
+def test_the_kubeconfig_authenticates_through_doctl_and_carries_no_token():
+    text = exec_kubeconfig("mesh-dev", "abc123", "https://abc123.k8s.example", "Q0E=")
+    doc = yaml.safe_load(text)
+    (cluster,) = doc["clusters"]
+    assert cluster["cluster"] == {
+        "server": "https://abc123.k8s.example",
+        "certificate-authority-data": "Q0E=",
+    }
+    (user,) = doc["users"]
+    assert set(user["user"]) == {"exec"}, "no token, password or client key"
+    exec_ = user["user"]["exec"]
+    assert exec_["command"] == "doctl"
+    assert exec_["args"] == [
+        "kubernetes",
+        "cluster",
+        "kubeconfig",
+        "exec-credential",
+        "--version=v1beta1",
+        "abc123",
+    ]
+    assert exec_["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert doc["current-context"] == doc["contexts"][0]["name"]
+    assert "token" not in text
 
 
 def test_every_cluster_resource_is_a_child_of_the_component():
@@ -162,3 +210,69 @@ def test_workload_pool_waits_for_its_droplet_tag_which_waits_for_nothing():
     assert tag.inputs["name"] == "mesh-production-workload"
     assert tag.urn in run.one(POOL).dependencies, "created before the pool names it: no race"
     assert tag.dependencies == [] and tag.protect is True
+
+
+# --- the Kubernetes version moves only when someone decides it ------------------------------
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_unpinned_auto_upgrading_clusters_leave_the_version_to_doks(stack):
+    run = stack_run(stack)
+    cluster = run.one(CLUSTER)
+    assert cluster.inputs["autoUpgrade"] is True
+    assert cluster.ignore_changes == ["version"], "DOKS patches in the window; `up` never does"
+    assert cluster.inputs["version"] == "1.34.5-do.0", "a new cluster starts at the newest patch"
+
+
+def test_a_pinned_version_is_sent_and_not_ignored(tmp_path):
+    cfg = stack_config("staging")
+    cluster = {
+        **cfg["service-mesh:cluster"],
+        "autoUpgrade": False,
+        "kubernetesVersion": "1.34.4-do.0",
+    }
+    run = run_config(tmp_path, "staging", {**cfg, "service-mesh:cluster": cluster})
+    assert run.error is None, run.error
+    assert run.one(CLUSTER).inputs["version"] == "1.34.4-do.0"
+    assert run.one(CLUSTER).ignore_changes == []
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"kubernetesVersion": "1.34.4-do.0"}, "needs cluster.autoUpgrade false"),
+        ({"kubernetesVersion": "1.35.4-do.0", "autoUpgrade": False}, "must be a 1.34 version"),
+        ({"kubernetesVersion": "1.34.4"}, "exact DOKS version slug"),
+    ],
+)
+def test_bad_pins_are_refused_before_anything_is_registered(tmp_path, change, words):
+    cfg = stack_config("staging")
+    cluster = {**cfg["service-mesh:cluster"], **change}
+    run = run_config(tmp_path, "staging", {**cfg, "service-mesh:cluster": cluster})
+    assert run.error is not None and "service-mesh:cluster.kubernetesVersion" in str(run.error)
+    assert words in str(run.error)
+    assert run.resources == []
+
+
+def test_a_pin_digitalocean_does_not_offer_is_a_clear_error(tmp_path):
+    cfg = stack_config("staging")
+    cluster = {
+        **cfg["service-mesh:cluster"],
+        "autoUpgrade": False,
+        "kubernetesVersion": "1.34.9-do.0",
+    }
+    run = run_config(tmp_path, "staging", {**cfg, "service-mesh:cluster": cluster})
+    assert isinstance(run.error, StackConfigError), run.error
+    assert "service-mesh:cluster.kubernetesVersion = '1.34.9-do.0'" in str(run.error)
+    assert "1.34.5-do.0, 1.34.4-do.0" in str(run.error)
+    assert not run.of_type(CLUSTER)
+
+
+def test_a_minor_digitalocean_stopped_offering_is_a_clear_error(tmp_path, monkeypatch):
+    """The pinned catalog may lag DigitalOcean: an empty `latest_version` is refused by name,
+    never sent as a version."""
+    monkeypatch.setattr(engine, "FAKE_DOKS_VERSIONS", ("1.35.4-do.0",))
+    run = run_config(tmp_path, "dev", stack_config("dev"))
+    assert isinstance(run.error, StackConfigError), run.error
+    assert "service-mesh:cluster.kubernetesVersionPrefix = '1.34'" in str(run.error)
+    assert not run.of_type(CLUSTER)

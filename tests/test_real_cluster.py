@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from components.base import mesh
-from tests.conftest import STACKS, stack_run
+from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tools.engine import Resource, Run
+from tools.engine import run_stack as engine_run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -304,3 +305,98 @@ def test_every_helm_release_is_atomic(stack):
     assert releases
     for r in releases:
         assert r.inputs.get("atomic") is True and r.inputs.get("cleanupOnFail") is True, r.name
+
+
+# --- autoscaling needs metrics-server -------------------------------------------------------
+
+
+def _autoscaled(run: Run) -> list[str]:
+    """The platform's HPAs, read off the chart values that create them."""
+    out = []
+    for r in run.of_type(RELEASE):
+        v, chart = r.inputs["values"], r.inputs["chart"]
+        if chart == "istiod" and v.get("autoscaleEnabled"):
+            out.append(r.name)
+        if chart == "gateway" and v.get("autoscaling", {}).get("enabled"):
+            out.append(r.name)
+    return out
+
+
+def _tolerates(tolerations: list[dict[str, Any]], taint: dict[str, str]) -> bool:
+    return any(
+        t.get("key") == taint["key"]
+        and t.get("effect") == taint["effect"]
+        and (t.get("operator") == "Exists" or t.get("value") == taint["value"])
+        for t in tolerations
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_hpa_has_a_metrics_server_on_the_system_pool(stack):
+    """DOKS ships no metrics-server: without one no HPA ever leaves its minimum."""
+    from tests.test_metrics import unknown_paths
+
+    run = stack_run(stack)
+    assert _autoscaled(run), "the stack autoscales something"
+    (server,) = [r for r in run.of_type(CHART) if r.inputs["chart"] == "metrics-server"]
+    assert server.inputs["namespace"] == "kube-system"
+    assert server.inputs["version"] and "kubernetes-sigs" in server.inputs["repositoryOpts"]["repo"]
+    values = server.inputs["values"]
+    assert unknown_paths(values, "metrics-server") == []
+    pool = run.one("digitalocean:index/kubernetesCluster:KubernetesCluster").inputs["nodePool"]
+    assert values["nodeSelector"].items() <= pool["labels"].items()
+    for taint in pool["taints"]:
+        assert _tolerates(values["tolerations"], taint)
+    replicas = values["replicas"]
+    if replicas > 1:
+        assert values["podDisruptionBudget"] == {"enabled": True, "maxUnavailable": 1}
+    else:
+        assert not values.get("podDisruptionBudget", {}).get("enabled")
+    if stack == "production":
+        assert replicas >= 2, "HA in production"
+    provider = run.one("pulumi:providers:kubernetes")
+    assert server.provider and server.provider.startswith(provider.urn)
+
+
+# --- the log bucket's name ------------------------------------------------------------------
+
+
+def _bucket_and_loki(run: Run) -> tuple[Resource, dict[str, Any]]:
+    bucket = run.one("digitalocean:index/spacesBucket:SpacesBucket")
+    loki = helm(run, "loki").inputs["values"]["loki"]["storage"]["bucketNames"]
+    return bucket, loki
+
+
+def test_the_default_log_bucket_name_is_unique_stable_and_what_loki_writes_to():
+    """Spaces bucket names are shared by every DigitalOcean customer: `<name>-logs` would
+    collide. The default carries a suffix random once and kept (protected) in state."""
+    run = stack_run("production")
+    bucket, loki = _bucket_and_loki(run)
+    name = bucket.inputs["name"]
+    suffix = run.one("random:index/randomId:RandomId")
+    assert name.startswith("mesh-production-logs-") and name != "mesh-production-logs"
+    assert suffix.urn in bucket.dependencies
+    assert suffix.protect is True and bucket.protect is True
+    assert loki == {"chunks": name, "ruler": name}
+    assert bucket.urn in helm(run, "loki").dependencies
+    again = engine_run("production")
+    assert again.one("digitalocean:index/spacesBucket:SpacesBucket").inputs["name"] == name
+
+
+def test_a_configured_log_bucket_name_is_used_as_is(tmp_path):
+    cfg = stack_config("production")
+    obs = {**cfg.get("service-mesh:observability", {}), "logs": {"bucket": "acme-mesh-logs"}}
+    run = run_config(tmp_path, "production", {**cfg, "service-mesh:observability": obs})
+    assert run.error is None, run.error
+    bucket, loki = _bucket_and_loki(run)
+    assert bucket.inputs["name"] == "acme-mesh-logs" == loki["chunks"]
+    assert not run.of_type("random:index/randomId:RandomId")
+    assert bucket.name == "mesh-production-logs", "the URN does not depend on the bucket's name"
+
+
+def test_a_bad_bucket_name_is_refused(tmp_path):
+    cfg = stack_config("production")
+    obs = {"logs": {"bucket": "Mesh_Logs"}}
+    run = run_config(tmp_path, "production", {**cfg, "service-mesh:observability": obs})
+    assert run.error is not None and "service-mesh:observability.logs.bucket" in str(run.error)
+    assert "Spaces bucket name" in str(run.error) and run.resources == []

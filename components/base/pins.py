@@ -40,3 +40,7 @@ OTEL_COLLECTOR = ChartPin(
     "https://open-telemetry.github.io/opentelemetry-helm-charts",
 )
 KIALI = ChartPin("kiali-server", "2.29.0", "https://kiali.org/helm-charts")
+# metrics-server 0.8.1: DOKS ships none, and every HPA needs the metrics.k8s.io API it serves.
+METRICS_SERVER = ChartPin(
+    "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"
+)

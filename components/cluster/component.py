@@ -4,18 +4,29 @@ autoscaling workload pool, the DO project, and the Kubernetes provider every lat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_digitalocean as do
 import pulumi_kubernetes as k8s
 
+from components.base import pins
+from components.base.model import ConfigError
+from components.base.resources import chart
+from components.cluster.addons import (
+    METRICS_SERVER_NAMESPACE,
+    METRICS_SERVER_RELEASE,
+    metrics_server_values,
+)
 from components.cluster.config import ClusterConfig
+from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import (
     cluster_args,
     system_node_pool_args,
     workload_node_pool_args,
     workload_tag,
 )
+from components.cluster.versions import choose_version, ignores_version_changes
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,20 @@ class DoksCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
-        # The version comes from a data source so a DOKS patch upgrade is not a diff; only a
-        # change of the configured minor prefix moves the cluster.
-        version = do.get_kubernetes_versions_output(
+        # The version moves only when someone decides it (versions.py): unpinned, DOKS owns
+        # the patch upgrades (in the maintenance window) and the program ignores them.
+        offered = do.get_kubernetes_versions_output(
             version_prefix=cfg.kubernetes_version_prefix,
             opts=pulumi.InvokeOutputOptions(parent=self),
-        ).latest_version
+        )
+        version = pulumi.Output.all(offered.latest_version, offered.valid_versions).apply(
+            lambda v: _as_run_error(
+                choose_version, cfg.kubernetes_version_prefix, cfg.kubernetes_version, v[0], v[1]
+            )
+        )
+        ignored = (
+            ["version"] if ignores_version_changes(cfg.auto_upgrade, cfg.kubernetes_version) else []
+        )
 
         self.cluster = do.KubernetesCluster(
             name,
@@ -57,7 +76,7 @@ class DoksCluster(pulumi.ComponentResource):
             vpc_uuid=self.vpc.id,
             node_pool=do.KubernetesClusterNodePoolArgs(**system_node_pool_args(name, cfg)),
             **cluster_args(name, cfg),
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, ignore_changes=ignored),
         )
 
         # The droplet tag the load balancer targets, owned as its own resource: created before
@@ -96,15 +115,24 @@ class DoksCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.kubeconfig = fresh_kubeconfig(self, self.cluster)
+        self.kubeconfig = exec_credential_kubeconfig(name, self.cluster)
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            # Identity of the cluster, not of its credentials: a renewed token must not replace
-            # the provider (which would replace every in-cluster object).
+            # Identity of the cluster, not of its credentials: should the kubeconfig ever change
+            # (a new CA), the provider is not replaced (which would replace every object).
             cluster_identifier=self.cluster.id,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, self.workload_pool]),
+        )
+        # What DOKS does not ship: metrics-server, without which no HPA scales (addons.py).
+        # Hook-free chart: one preview diff per object.
+        self.metrics_server = chart(
+            METRICS_SERVER_RELEASE,
+            pins.METRICS_SERVER,
+            METRICS_SERVER_NAMESPACE,
+            metrics_server_values(cfg),
+            pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
         self.workload_tag = workload_tag(name)
         self.register_outputs(
@@ -118,15 +146,24 @@ class DoksCluster(pulumi.ComponentResource):
         )
 
 
-def fresh_kubeconfig(parent: pulumi.Resource, cluster: do.KubernetesCluster) -> pulumi.Output[str]:
-    """A kubeconfig fetched anew on every `pulumi up`/`preview`.
-
-    DOKS tokens expire after 7 days, so the one stored in state at creation time goes stale.
-    Reading the cluster through the data source on each run returns fresh credentials. Keyed on
-    the cluster id, which is unknown until the cluster exists, so a first preview does not look
-    up a cluster that is not there yet."""
-    lookup_name = pulumi.Output.all(cluster.id, cluster.name).apply(lambda v: v[1])
-    current = do.get_kubernetes_cluster_output(
-        name=lookup_name, opts=pulumi.InvokeOutputOptions(parent=parent, depends_on=[cluster])
+def exec_credential_kubeconfig(name: str, cluster: do.KubernetesCluster) -> pulumi.Output[str]:
+    """The cluster's kubeconfig with a `doctl` exec credential (see `kubeconfig.py` for why):
+    built from the endpoint and CA the cluster resource reports, so it only changes when the
+    cluster does. A secret, like everything derived from `kube_configs`."""
+    ca = cluster.kube_configs.apply(lambda configs: configs[0].cluster_ca_certificate)
+    return pulumi.Output.secret(
+        pulumi.Output.all(cluster.id, cluster.endpoint, ca).apply(
+            lambda v: exec_kubeconfig(name, v[0], v[1], v[2])
+        )
     )
-    return pulumi.Output.secret(current.kube_configs.apply(lambda cfgs: cfgs[0].raw_config))
+
+
+def _as_run_error(check: Any, *args: Any) -> Any:
+    """Run a check that may refuse the stack's config inside an apply, so that `pulumi up`
+    reports its message (a Pulumi RunError) rather than a traceback."""
+    from components.config import StackConfigError
+
+    try:
+        return check(*args)
+    except ConfigError as error:
+        raise StackConfigError(error.problems) from None

@@ -107,6 +107,8 @@ class ClusterRules:
     # The Kubernetes API is reachable only from controlPlaneAllowList, unless a stated
     # `publicControlPlane` reason acknowledges an API open to the internet.
     control_plane_allow_list: bool
+    # metrics-server replicas (HPAs stop scaling while it is down).
+    min_metrics_server_replicas: int = 1
 
 
 class PublicControlPlane(ConfigModel):
@@ -136,6 +138,7 @@ def _defaults(
         "systemPool": system,
         "workloadPool": workload,
         "controlPlaneAllowList": [],
+        "metricsServerReplicas": 1 if not ha else 2,
         **rest,
     }
 
@@ -144,7 +147,12 @@ class ClusterConfig(ConfigModel):
     """The DOKS cluster, its VPC and node pools."""
 
     region: str
+    # The Kubernetes minor ('1.34'). With autoUpgrade, DOKS applies its patch releases in the
+    # maintenance window and the program never moves the version by itself.
     kubernetes_version_prefix: str
+    # An exact DOKS version ('1.35.1-do.0') to move to deliberately (a minor upgrade); needs
+    # autoUpgrade false while pinned, and the minor of kubernetesVersionPrefix.
+    kubernetes_version: str | None = None
     vpc_cidr: str
     ha: bool
     auto_upgrade: bool
@@ -153,6 +161,8 @@ class ClusterConfig(ConfigModel):
     system_pool: SystemPool
     workload_pool: WorkloadPool
     control_plane_allow_list: tuple[Cidr, ...]
+    # metrics-server replicas on the system pool: every HPA (istiod, gateways) reads it.
+    metrics_server_replicas: int
     # Acknowledges an empty controlPlaneAllowList where the tier requires one: {reason: "..."}.
     public_control_plane: PublicControlPlane | None = None
     # The DigitalOcean project's environment the cluster, load balancer and domain are listed in.
@@ -198,11 +208,28 @@ class ClusterConfig(ConfigModel):
                 projectEnvironment="Production",
                 protect=True,
             ),
-            ClusterRules(ha=True, min_system_nodes=3, protect=True, control_plane_allow_list=True),
+            ClusterRules(
+                ha=True,
+                min_system_nodes=3,
+                protect=True,
+                control_plane_allow_list=True,
+                min_metrics_server_replicas=2,
+            ),
         ),
     }
 
     _region = field_validator("region")(doks_region)
+    _metrics_server = field_validator("metrics_server_replicas")(between(1, 5))
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _exact_version(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"1\.\d+\.\d+-do\.\d+", v):
+            raise ValueError(
+                "must be an exact DOKS version slug such as '1.35.1-do.0' "
+                "(`doctl kubernetes options versions`)"
+            )
+        return v
 
     @field_validator("kubernetes_version_prefix")
     @classmethod
@@ -247,6 +274,16 @@ def cluster_problems(
             )
         )
     problems += _allow_list_problems(cluster, rules, environment)
+    problems += _version_problems(cluster)
+    if cluster.metrics_server_replicas < rules.min_metrics_server_replicas:
+        problems.append(
+            Problem(
+                "cluster.metricsServerReplicas",
+                cluster.metrics_server_replicas,
+                f"must be at least {rules.min_metrics_server_replicas} in {environment}: while "
+                "metrics-server is down no HPA scales",
+            )
+        )
     if rules.protect and not cluster.protect:
         problems.append(
             Problem(
@@ -285,3 +322,33 @@ def _allow_list_problems(
             )
         ]
     return []
+
+
+def _version_problems(cluster: ClusterConfig) -> list[Problem]:
+    """A pinned version is a deliberate move: it must be of the configured minor, and DOKS must
+    not patch the cluster past it (autoUpgrade), or the next `up` would try to go back down —
+    which DigitalOcean can only do by replacing the cluster."""
+    pin = cluster.kubernetes_version
+    if pin is None:
+        return []
+    problems: list[Problem] = []
+    if not pin.startswith(cluster.kubernetes_version_prefix):
+        problems.append(
+            Problem(
+                "cluster.kubernetesVersion",
+                pin,
+                f"must be a {cluster.kubernetes_version_prefix.rstrip('.')} version, the minor "
+                "of cluster.kubernetesVersionPrefix (move both together)",
+            )
+        )
+    if cluster.auto_upgrade:
+        problems.append(
+            Problem(
+                "cluster.kubernetesVersion",
+                pin,
+                "needs cluster.autoUpgrade false while pinned: DOKS would patch past the pin and "
+                "the next `up` would try to downgrade, which replaces the cluster; unpin (and "
+                "turn autoUpgrade back on) once the upgrade is done",
+            )
+        )
+    return problems

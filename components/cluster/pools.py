@@ -16,6 +16,16 @@ SYSTEM_POOL_TAINT = {"key": "service-mesh/system", "value": "true", "effect": "N
 WORKLOAD_POOL_LABEL = {"service-mesh/pool": "workload"}
 
 
+def system_pool_toleration() -> dict[str, str]:
+    """What a pod needs to run on the system pool (with its nodeSelector)."""
+    return {
+        "key": SYSTEM_POOL_TAINT["key"],
+        "operator": "Equal",
+        "value": SYSTEM_POOL_TAINT["value"],
+        "effect": SYSTEM_POOL_TAINT["effect"],
+    }
+
+
 def workload_tag(name: str) -> str:
     """Droplet tag on every workload node: the load balancer targets nodes by it, so it must
     be stable across cluster rebuilds (derived from the stack name only)."""

@@ -9,7 +9,7 @@ from typing import Any
 from components.base import mesh
 from components.base.model import deep_merge
 from components.base.workload import Workload, spread
-from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
+from components.cluster.pools import SYSTEM_POOL_LABEL, system_pool_toleration
 from components.istio.config import IstioConfig
 
 
@@ -22,15 +22,6 @@ def replica_values(workload: Workload) -> dict[str, Any]:
             "autoscaleMax": workload.max_replicas,
         }
     return {"autoscaleEnabled": False, "replicaCount": workload.min_replicas}
-
-
-def system_pool_toleration() -> dict[str, str]:
-    return {
-        "key": SYSTEM_POOL_TAINT["key"],
-        "operator": "Equal",
-        "value": SYSTEM_POOL_TAINT["value"],
-        "effect": SYSTEM_POOL_TAINT["effect"],
-    }
 
 
 def base_values(istio: IstioConfig) -> dict[str, Any]:

@@ -154,20 +154,31 @@ class Observability(pulumi.ComponentResource):
         can only read and write that bucket."""
         obs = args.observability
         region = obs.logs.spaces_region or args.region
-        bucket: str | None = None
+        bucket: pulumi.Input[str] | None = None
         opts = in_ns
         if obs.logs.storage == "spaces":
-            bucket = logs.bucket_name(args.stack_name)
+            resource = logs.bucket_resource_name(args.stack_name)
+            bucket = obs.logs.bucket
+            if bucket is None:
+                # Random once, kept (and protected) in state: the bucket's name never changes
+                # by itself, which would replace the bucket.
+                suffix = random.RandomId(
+                    f"{resource}-suffix",
+                    byte_length=4,
+                    opts=self._opts(protect=obs.logs.protect),
+                )
+                bucket = suffix.hex.apply(lambda h: logs.derived_bucket_name(args.stack_name, h))
             space = do.SpacesBucket(
-                bucket,
+                resource,
                 name=bucket,
                 region=region,
                 acl="private",
                 opts=self._opts(protect=obs.logs.protect),
             )
+            bucket = space.name  # Loki waits for the bucket it writes to
             key = do.SpacesKey(
-                f"{bucket}-loki",
-                name=f"{bucket}-loki",
+                f"{resource}-loki",
+                name=f"{resource}-loki",
                 grants=[do.SpacesKeyGrantArgs(bucket=space.name, permission="readwrite")],
                 opts=self._opts(),
             )

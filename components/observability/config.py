@@ -95,10 +95,24 @@ class LogsSettings(ConfigModel):
     spaces_region: str | None = None
     # Protect the Spaces bucket (storage 'spaces') against deletion: it holds the logs.
     protect: bool
+    # Spaces bucket name (storage 'spaces'). Bucket names are shared by every DigitalOcean
+    # customer, so the default is `<name>-logs-<8 hex>`, the suffix random once and kept in the
+    # stack's state; set it to keep a bucket across a rebuild into a new state.
+    bucket: str | None = None
 
     _size = field_validator("storage_size")(_size)
     _retention = field_validator("retention")(_hours)
     _replicas = field_validator("replicas")(_replicas)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", v):
+            raise ValueError(
+                "must be a Spaces bucket name: 3 to 63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit"
+            )
+        return v
 
     @field_validator("spaces_region")
     @classmethod

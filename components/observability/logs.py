@@ -26,15 +26,22 @@ SPACES_ENV = ("LOKI_S3_ACCESS_KEY_ID", "LOKI_S3_SECRET_ACCESS_KEY")
 SCHEMA_FROM = "2026-01-01"  # first day of the v13/tsdb schema; never change once deployed
 
 
-def bucket_name(stack_name: str) -> str:
+def bucket_resource_name(stack_name: str) -> str:
+    """The Pulumi name of the log bucket (its URN), whatever the bucket is called."""
     return f"{stack_name}-logs"
+
+
+def derived_bucket_name(stack_name: str, suffix: str) -> str:
+    """The default bucket name: Spaces names are global across DigitalOcean's customers, so the
+    stack name alone would collide; `suffix` is random once and kept in state."""
+    return f"{stack_name}-logs-{suffix}"
 
 
 def spaces_endpoint(region: str) -> str:
     return f"{region}.digitaloceanspaces.com"
 
 
-def loki_values(cfg: ObservabilityConfig, *, bucket: str | None, region: str) -> dict[str, Any]:
+def loki_values(cfg: ObservabilityConfig, *, bucket: Any, region: str) -> dict[str, Any]:
     logs = cfg.logs
     spaces = logs.storage == "spaces"
     store = "s3" if spaces else "filesystem"
