@@ -169,6 +169,23 @@ SECRET_FIELDS: tuple[str, ...] = tuple(
 )
 
 
+def secret_requirement(field: str, environment: str) -> str:
+    """When the stack must set the secret `field` (a PlatformConfig field name), read off the
+    rules the environment's tier sets: what README's config table says for each secret."""
+    tier = tier_of(environment)
+    if field in ("mesh_ca_root_cert", "mesh_ca_root_key"):
+        if SecurityConfig.PROFILES[tier].rules.configured_root:
+            return "required"
+        return "optional (else a root is kept in state)"
+    if field in ("alert_pager_url", "alert_ticket_url"):
+        if ObservabilityConfig.PROFILES[tier].rules.receivers_required:
+            return "required"
+        return "optional (alerts are not delivered without it)"
+    if field == "dns_api_token":
+        return "required when `ingress.hosts` is set"
+    raise KeyError(f"no requirement stated for secret field {field!r}")
+
+
 def profile(environment: str) -> dict[str, Any]:
     """The defaults an environment starts from, keyed as in stack files: its tier's section
     profiles, then the values the environment itself states."""

@@ -63,3 +63,16 @@ def test_readme_config_snippets_are_valid_config():
         if "services" in raw and "slos" not in snippet:
             raw.pop("slos", None)  # production objectives name services the snippet may drop
         config.parse(raw, secrets)
+
+
+def test_every_secret_row_says_where_it_is_required():
+    """A rule change (a tier that starts requiring a secret) shows in README, and every secret
+    field has a stated requirement (a new secret without one fails here)."""
+    table = config_docs.render()
+    for field in config_docs.config.SECRET_FIELDS:
+        alias = config_docs.config.PlatformConfig.model_fields[field].alias or field
+        (row,) = [line for line in table.splitlines() if line.startswith(f"| `{alias}` |")]
+        cells = row.split(" | ")[1:]
+        assert all("required" in c or "optional" in c for c in cells), row
+    production = [line for line in table.splitlines() if line.startswith("| `meshCaRootCert` |")]
+    assert production[0].rstrip(" |").endswith("required")

@@ -61,7 +61,9 @@ def rows(model: type[ConfigModel] = config.PlatformConfig, prefix: list[str] | N
             yield from rows(nested, path)
             continue
         if field.annotation is SecretStr or _is_optional_secret(field.annotation):
-            cells = ["secret (set with `--secret`)"] * len(ENVS)
+            cells = [
+                f"secret (`--secret`), {config.secret_requirement(name, env)}" for env in ENVS
+            ]
         else:
             cells = []
             for env in ENVS:
@@ -83,8 +85,8 @@ def _is_optional_secret(annotation: Any) -> bool:
 
 def render() -> str:
     lines = [
-        "| key (`service-mesh:` …) | dev | staging | production |",
-        "| --- | --- | --- | --- |",
+        "| key (`service-mesh:` …) | " + " | ".join(ENVS) + " |",
+        "| --- |" + " --- |" * len(ENVS),
     ]
     for key, cells in rows():
         lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
