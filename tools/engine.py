@@ -1,18 +1,22 @@
 """Offline engine: runs the real `__main__.py` for a stack under Pulumi's mock engine.
 
-Deterministic fake cloud outputs (documentation IP ranges, fake ids, a fake kubeconfig), `secure:`
-config values replaced by placeholders and marked secret, invokes answered by fakes, and every
-registered resource recorded with its parent, provider, dependencies, protect flag and inputs.
-The plan tool and the tests both use it, so what is tested is what `pulumi up` runs.
+Deterministic fake cloud outputs (documentation IP ranges, fake ids, a fake kubeconfig), remembered
+so the plan can label them; `secure:` config values replaced by placeholders and marked secret,
+and placeholders supplied for the secrets a stack file without any assumes set
+(`OFFLINE_SECRETS`); invokes answered by fakes; every registered resource recorded with its
+parent, provider, dependencies, protect flag and inputs. A malformed stack file raises
+`StackFileError` (`file:line:column: what`). The plan tool and the tests both use it, so what is
+tested is what `pulumi up` runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import runpy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +65,10 @@ class Resource:
     inputs: dict[str, Any]
     custom: bool
     remote: bool
+    # sha256 of the inputs as sent, secrets included: lets a test compare what a provider or a
+    # resource receives across runs without the plan ever showing a secret.
+    inputs_digest: str = ""
+    ignore_changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +93,10 @@ class Run:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_values: list[str] = field(default_factory=list)
     error: BaseException | None = None  # set by `attempt` when the program failed
+    # Every string the fake cloud invented (ids, IPs, endpoints, versions, PEMs), and the stack
+    # outputs that carry one: the plan labels those so nobody copies a fake as a real value.
+    fake_values: set[str] = field(default_factory=set)
+    fake_outputs: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]
@@ -129,6 +141,33 @@ def plain(value: Any) -> Any:
 
 # --- fake cloud ------------------------------------------------------------------------------
 
+# Invented words this short (`running`, `active`) mark a value only when they are all of it.
+_FAKE_SUBSTRING_MIN = 10
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def _record_fakes(run: Run, invented: Any, given: Any) -> None:
+    """Remember the strings in `invented` that are not echoes of the inputs in `given`."""
+    echoed = set(_strings(given))
+    run.fake_values.update(s for s in _strings(invented) if s and s not in echoed)
+
+
+def _carries_fake(value: Any, fakes: set[str]) -> bool:
+    """Whether a wire value (secrets unwrapped) holds a string the fake cloud invented."""
+    if isinstance(value, dict) and value.get(_SIG_KEY) == _SECRET_SIG:
+        return _carries_fake(value.get("value"), fakes)
+    return any(
+        s in fakes or any(len(f) >= _FAKE_SUBSTRING_MIN and f in s for f in fakes)
+        for s in _strings(value)
+    )
+
 
 def _fake_id(type_: str, name: str) -> str:
     return hashlib.sha256(f"{type_}::{name}".encode()).hexdigest()[:24]
@@ -144,6 +183,18 @@ def _fake_pem(label: str, name: str) -> str:
     return f"-----BEGIN {label}-----\nOFFLINE{body}\n-----END {label}-----\n"
 
 
+_TOKENS = itertools.count(1)
+FAKE_CLUSTER_CA = "T0ZGTElORS1GQUtFLUNMVVNURVItQ0E="  # base64 of "OFFLINE-FAKE-CLUSTER-CA"
+
+
+def _fake_kube_config() -> dict[str, Any]:
+    """What DOKS returns for a cluster's credentials: a new token on every read (so the test of
+    a stable provider can fail the way DigitalOcean would make it fail), the same CA."""
+    token = f"offline-fake-token-{next(_TOKENS)}"
+    raw = FAKE_KUBECONFIG.replace("offline-fake-token", token)
+    return {"rawConfig": raw, "token": token, "clusterCaCertificate": FAKE_CLUSTER_CA}
+
+
 FakeOutputs = Callable[[str, dict[str, Any], str], dict[str, Any]]
 
 # Per resource type: extra outputs a real provider would compute. Layers add their types here.
@@ -154,7 +205,7 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
         "endpoint": f"https://{id_}.k8s.ondigitalocean.invalid",
         "ipv4Address": _doc_ip(n),
         "status": "running",
-        "kubeConfigs": [{"rawConfig": FAKE_KUBECONFIG, "token": "offline-fake-token"}],
+        "kubeConfigs": [_fake_kube_config()],
     },
     "digitalocean:index/loadBalancer:LoadBalancer": lambda n, i, id_: {
         "ip": _doc_ip(n),
@@ -182,6 +233,10 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
     "tls:index/selfSignedCert:SelfSignedCert": lambda n, i, id_: {
         "certPem": _fake_pem("CERTIFICATE", n)
     },
+    "random:index/randomId:RandomId": lambda n, i, id_: {
+        "hex": id_[: 2 * int(i.get("byteLength", 4))],
+        "dec": str(int(id_[: 2 * int(i.get("byteLength", 4))], 16)),
+    },
     "random:index/randomPassword:RandomPassword": lambda n, i, id_: {
         "result": f"offline-password-{id_}"
     },
@@ -192,11 +247,26 @@ FAKE_OUTPUTS: dict[str, FakeOutputs] = {
 }
 
 
+# The DOKS versions the fake cloud offers (newest first per minor), like
+# `doctl kubernetes options versions`; a minor it does not list gets no version, as from
+# DigitalOcean.
+FAKE_DOKS_VERSIONS: tuple[str, ...] = (
+    "1.36.2-do.0",
+    "1.36.1-do.0",
+    "1.35.4-do.0",
+    "1.35.3-do.0",
+    "1.34.5-do.0",
+    "1.34.4-do.0",
+    "1.33.9-do.0",
+)
+
+
 def _invoke_kubernetes_versions(args: dict[str, Any]) -> dict[str, Any]:
-    prefix = args.get("versionPrefix") or "1.34."
+    prefix = args.get("versionPrefix") or ""
+    valid = [v for v in FAKE_DOKS_VERSIONS if v.startswith(prefix)]
     return {
-        "latestVersion": f"{prefix}5-do.0",
-        "validVersions": [f"{prefix}5-do.0", f"{prefix}4-do.0"],
+        "latestVersion": valid[0] if valid else "",
+        "validVersions": valid,
         "versionPrefix": prefix,
     }
 
@@ -204,7 +274,7 @@ def _invoke_kubernetes_versions(args: dict[str, Any]) -> dict[str, Any]:
 def _invoke_kubernetes_cluster(args: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": args.get("name"),
-        "kubeConfigs": [{"rawConfig": FAKE_KUBECONFIG, "token": "offline-fake-token"}],
+        "kubeConfigs": [_fake_kube_config()],
         "status": "running",
     }
 
@@ -223,8 +293,11 @@ def _make_mocks(run: Run):
             id_ = _fake_id(args.typ, args.name)
             extra = FAKE_OUTPUTS.get(args.typ)
             state = dict(args.inputs)
+            run.fake_values.add(id_)
             if extra:
-                state.update(extra(args.name, args.inputs, id_))
+                invented = extra(args.name, args.inputs, id_)
+                _record_fakes(run, invented, args.inputs)
+                state.update(invented)
             return id_, state
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -234,7 +307,9 @@ def _make_mocks(run: Run):
                     f"offline engine has no fake for invoke {args.token}; add one to FAKE_INVOKES"
                 )
             run.invokes.append((args.token, dict(args.args)))
-            return fake(dict(args.args))
+            result = fake(dict(args.args))
+            _record_fakes(run, result, dict(args.args))
+            return result
 
     return FakeCloud()
 
@@ -259,6 +334,10 @@ def _make_monitor(mocks, run: Run):
                         inputs=plain(inputs),
                         custom=bool(request.custom),
                         remote=bool(request.remote),
+                        ignore_changes=list(request.ignoreChanges),
+                        inputs_digest=hashlib.sha256(
+                            json.dumps(inputs, sort_keys=True).encode()
+                        ).hexdigest(),
                     )
                 )
             return response
@@ -270,6 +349,9 @@ def _make_monitor(mocks, run: Run):
                     request.outputs, preserving_proto_field_name=True
                 )
                 run.outputs.update(plain(outputs))
+                run.fake_outputs.update(
+                    k for k, v in outputs.items() if _carries_fake(v, run.fake_values)
+                )
             return super().RegisterResourceOutputs(request)
 
     return RecordingMonitor(mocks)
@@ -277,15 +359,194 @@ def _make_monitor(mocks, run: Run):
 
 # --- stack files -----------------------------------------------------------------------------
 
+NAMESPACE = f"{PROJECT}:"
+_ALL_SECRETS = ("meshCaRootCert", "meshCaRootKey", "alertPagerUrl", "alertTicketUrl", "dnsApiToken")
+
+# The secrets an operator stores with `pulumi config set --secret service-mesh:<key>` (README
+# §3), per tier (`components/base/profiles.py`). Committed stack files carry no ciphertext (a
+# fake one fails `pulumi preview` with a decryption error far from its cause), so for a stack
+# file that holds no secret at all the engine assumes these are set and supplies a marked
+# placeholder for each; the plan then exercises every secret path. A file that holds secrets
+# (`secure:` values) is taken as written: a secret it lacks is missing, as for `pulumi up`.
+# Dev has no alert receivers (optional there).
+OFFLINE_SECRETS: dict[str, tuple[str, ...]] = {
+    "dev": ("meshCaRootCert", "meshCaRootKey", "dnsApiToken"),
+    "staging": _ALL_SECRETS,
+    "production": _ALL_SECRETS,
+}
+
+
+class StackFileError(ValueError):
+    """A stack file that is not valid YAML or not shaped like a Pulumi stack file. Printed as
+    `file:line:column: what is wrong`, like a compiler, so an editor can jump to it."""
+
+    def __init__(self, path: Path, line: int | None, column: int | None, message: str):
+        self.path, self.line, self.column, self.message = path, line, column, message
+        where = f"{path}:{line}:{column}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+def _mark_error(path: Path, mark: Any, message: str) -> StackFileError:
+    return StackFileError(path, mark.line + 1, mark.column + 1, message)
+
+
+def _yaml_error(path: Path, text: str, error: yaml.YAMLError) -> StackFileError:
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        message = f"invalid YAML: {error.problem or error.context}"
+        if error.context and error.problem and error.context_mark is not None:
+            start = error.context_mark
+            message += f" ({error.context} at line {start.line + 1}, column {start.column + 1})"
+        if "'\\t'" in message:
+            message += "; indent with spaces, YAML does not allow tabs"
+        return _mark_error(path, error.problem_mark, message)
+    if isinstance(error, yaml.reader.ReaderError):
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        message = f"invalid YAML: character #x{error.character:04x}: {error.reason}"
+        return StackFileError(path, line, column, message)
+    return StackFileError(path, 1, 1, f"invalid YAML: {error}")
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return f"the scalar {node.value!r}"
+
+
+class _StackLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping key written twice, at any depth: PyYAML would keep the
+    last one silently, so half of a section would vanish without a word."""
+
+    root: yaml.Node | None = None
+
+    def check_duplicates(self, path: Path, node: yaml.Node, where: str = "") -> None:
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.check_duplicates(path, item, f"{where}[{i}]")
+        if not isinstance(node, yaml.MappingNode):
+            return
+        seen: dict[tuple[str, str], yaml.Node] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                first = seen.setdefault((key.tag, key.value), key)
+                if first is not key:
+                    name = f"{where}.{key.value}" if where else key.value
+                    raise _mark_error(
+                        path,
+                        key.start_mark,
+                        f"key {name!r} is written twice (lines {first.start_mark.line + 1} and "
+                        f"{key.start_mark.line + 1}); YAML would keep only the last one: "
+                        "merge them into one",
+                    )
+                # Keys under the top-level `config:` are named as Pulumi names them.
+                top = not where and key.value == "config" and node is self.root
+                label = "" if top else f"{where}.{key.value}" if where else str(key.value)
+            else:
+                label = where
+            self.check_duplicates(path, value, label)
+
+
+def _config_node(path: Path, text: str) -> tuple[_StackLoader, yaml.Node | None]:
+    """The `config:` node of a stack file, after checking the file's shape."""
+    try:
+        loader = _StackLoader(text)  # the reader refuses control characters here already
+        root = loader.get_single_node()
+        if root is None:
+            raise StackFileError(
+                path, 1, 1, "the stack file is empty; expected `config:` with service-mesh:* keys"
+            )
+        loader.root = root
+        loader.check_duplicates(path, root)
+    except yaml.YAMLError as error:
+        raise _yaml_error(path, text, error) from None
+    if not isinstance(root, yaml.MappingNode):
+        raise _mark_error(
+            path,
+            root.start_mark,
+            f"a stack file is a mapping with a `config:` key, found {_kind(root)}",
+        )
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "config":
+            if isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:null":
+                return loader, None
+            if not isinstance(value, yaml.MappingNode):
+                raise _mark_error(
+                    path,
+                    value.start_mark,
+                    f"`config` must be a mapping of `service-mesh:<key>: value`, "
+                    f"found {_kind(value)}",
+                )
+            for item, _ in value.value:
+                if not (isinstance(item, yaml.ScalarNode) and item.tag.endswith(":str")):
+                    raise _mark_error(
+                        path,
+                        item.start_mark,
+                        f"config keys are strings such as `service-mesh:environment`, "
+                        f"found {_kind(item)}",
+                    )
+            return loader, value
+    return loader, None
+
 
 def _placeholder(key: str) -> str:
     return f"offline-placeholder-for-{key.replace(':', '-').replace('.', '-')}"
 
 
-def read_stack_config(path: Path) -> tuple[dict[str, str], list[str], list[str]]:
-    """Stack file -> (runtime config strings, secret keys, placeholder values used)."""
-    doc = yaml.safe_load(path.read_text()) or {}
-    config = doc.get("config") or {}
+def offline_secrets(config: dict[str, Any]) -> tuple[str, ...]:
+    """The secret keys (without namespace) the engine assumes set for this stack config: those
+    `OFFLINE_SECRETS` lists for the tier of its `service-mesh:environment` (none if that is not
+    a declared environment: config validation then says so)."""
+    from components.base.profiles import ENVIRONMENTS
+
+    name = config.get(f"{NAMESPACE}environment")
+    environment = ENVIRONMENTS.get(name) if isinstance(name, str) else None
+    return OFFLINE_SECRETS.get(environment.tier, ()) if environment else ()
+
+
+def with_offline_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (a stack file's `config:` map) as it reads once the operator has set the
+    secrets `offline_secrets` assumes: a `secure:` entry for each it lacks. Tests start from
+    this and drop a key to prove that its absence is refused."""
+    return {
+        **config,
+        **{
+            NAMESPACE + key: {"secure": "offline-placeholder"}
+            for key in offline_secrets(config)
+            if NAMESPACE + key not in config
+        },
+    }
+
+
+def read_stack_config(
+    path: Path, supply_secrets: Iterable[str] | None = None
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Stack file -> (runtime config strings, secret keys, placeholder values used).
+
+    Each `secure:` value becomes a unique placeholder marked secret, and so does each secret in
+    `supply_secrets` (keys without namespace) the file does not set. By default that is
+    `offline_secrets(config)` for a file without any `secure:` value and nothing for one with
+    (see `OFFLINE_SECRETS`); `supply_secrets=()` runs any file exactly as written. Raises
+    `StackFileError` for a file that is not a well-formed stack file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise StackFileError(path, None, None, "is a directory, not a stack file") from None
+    except FileNotFoundError:
+        raise StackFileError(path, None, None, "no such stack file") from None
+    except UnicodeDecodeError as error:
+        data = path.read_bytes()
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise StackFileError(path, line, column, "not UTF-8 text") from None
+    loader, node = _config_node(path, text)
+    try:
+        config = loader.construct_document(node) if node is not None else {}
+    except yaml.YAMLError as error:
+        raise _yaml_error(path, text, error) from None
+    finally:
+        loader.dispose()
     values: dict[str, str] = {}
     secret_keys: list[str] = []
     placeholders: list[str] = []
@@ -311,6 +572,14 @@ def read_stack_config(path: Path) -> tuple[dict[str, str], list[str], list[str]]
         values[key] = value if isinstance(value, str) else json.dumps(value)
         if secret:
             secret_keys.append(key)
+    if supply_secrets is None:
+        supply_secrets = () if placeholders else offline_secrets(config)
+    for name in supply_secrets:
+        key = NAMESPACE + name
+        if key not in config:
+            values[key] = _placeholder(key)
+            secret_keys.append(key)
+            placeholders.append(values[key])
     return values, secret_keys, placeholders
 
 
@@ -318,11 +587,17 @@ def stack_file(stack: str) -> Path:
     return ROOT / f"Pulumi.{stack}.yaml"
 
 
-def run_stack(stack: str, config_file: Path | None = None, preview: bool = False) -> Run:
+def run_stack(
+    stack: str,
+    config_file: Path | None = None,
+    preview: bool = False,
+    supply_secrets: Iterable[str] | None = None,
+) -> Run:
     """Run `__main__.py` for `stack` offline and return what it registered.
 
-    Raises the program's own exceptions (e.g. `ConfigError`) unchanged."""
-    run = attempt(stack, config_file, preview)
+    Raises the program's own exceptions (e.g. `ConfigError`) unchanged, and `StackFileError`
+    for a stack file that is not well-formed."""
+    run = attempt(stack, config_file, preview, supply_secrets=supply_secrets)
     if run.error is not None:
         raise run.error
     return run
@@ -346,17 +621,19 @@ def attempt(
     config_file: Path | None = None,
     preview: bool = False,
     program: Callable[[], Any] | None = None,
+    supply_secrets: Iterable[str] | None = None,
 ) -> Run:
     """Like `run_stack`, but a failure is returned in `Run.error` beside what was registered
     before it, so tests can prove that bad config registers nothing. `program` replaces
     `__main__.py` (component tests register components directly), under the same mocks and
-    stack config."""
+    stack config. `supply_secrets` as in `read_stack_config` (`()`: the file as written, for
+    tests of a missing secret); a malformed stack file raises `StackFileError`."""
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import _sync_await, run_pulumi_func
 
     path = config_file or stack_file(stack)
-    values, secret_keys, placeholders = read_stack_config(path)
+    values, secret_keys, placeholders = read_stack_config(path, supply_secrets)
     run = Run(stack=stack, secret_values=placeholders)
 
     runtime_settings.set_root_resource(None)

@@ -2,27 +2,50 @@
 
 Runs the real program under the offline engine, with no cloud and no credentials, and writes
 what `pulumi up` would register: `resources.json`, one manifest per Kubernetes object we author,
-one file per Helm chart with its values, and the stack outputs (`outputs.json`). Exit 2 with
-the message for bad configuration.
+one file per Helm chart with its values, and the stack outputs (`outputs.json`, values the fake
+cloud invented wrapped as `{"offlineFake": ...}`). The output directory carries a marker file
+(`.service-mesh-plan`) listing what the tool wrote: only such a directory (or an empty one) is
+ever replaced, and only as a whole once the new plan is complete. Exit 2 with a message for bad
+configuration or a bad `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import shutil
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools.engine import ROOT, Resource, Run, run_stack
+from tools.engine import ROOT, Resource, Run, StackFileError, run_stack
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 _NOT_MANIFESTS = ("kubernetes:helm.sh/", "kubernetes:yaml/")
+
+MARKER = ".service-mesh-plan"
+WRITTEN_BY = "python -m tools.plan"
+FAKE = "offlineFake"
+FAKE_MARK = "[offline fake]"
+OFFLINE_NOTE = (
+    'offline plan (tools/engine.py): each value wrapped as {"offlineFake": ...} was invented by '
+    "the mock engine (documentation IPs, hash ids, fake endpoints and versions); `pulumi up` "
+    "reports the real ones. Do not copy them."
+)
+# Directories every plan has, even when empty (a stack without Helm releases).
+_PLAN_DIRS = ("manifests", "charts")
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class OutputError(Exception):
+    """`--out` names something the plan must not replace; the message says why and what to do."""
 
 
 def is_manifest(resource: Resource) -> bool:
@@ -60,34 +83,188 @@ def manifest_filename(obj: dict[str, Any]) -> str:
     return _slug(obj.get("kind"), meta.get("namespace") or "cluster", meta.get("name")) + ".yaml"
 
 
-def write(run: Run, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "manifests").mkdir(parents=True)
-    (out / "charts").mkdir()
-    (out / "resources.json").write_text(
+def outputs_document(run: Run) -> dict[str, Any]:
+    """The stack outputs for `outputs.json`: a note first, then each output by name, a value the
+    fake cloud invented wrapped as `{"offlineFake": value}` so that it cannot pass for real."""
+    doc: dict[str, Any] = {"_offline": OFFLINE_NOTE}
+    for key, value in sorted(run.outputs.items()):
+        doc[key] = {FAKE: value} if key in run.fake_outputs else value
+    return doc
+
+
+def render(run: Run) -> dict[str, str]:
+    """Every file of the plan, relative path -> text, built in memory before anything is
+    written (so a conflict fails before the output directory is touched)."""
+    files: dict[str, str] = {
         # Sorted by URN: registration order depends on when outputs resolve, and a plan must
         # be byte-identical between runs to be diffed in review.
-        json.dumps([r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)], indent=2)
-        + "\n"
-    )
-    (out / "outputs.json").write_text(json.dumps(run.outputs, indent=2, sort_keys=True) + "\n")
+        "resources.json": json.dumps(
+            [r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)], indent=2
+        )
+        + "\n",
+        "outputs.json": json.dumps(outputs_document(run), indent=2) + "\n",
+    }
     for r in run.resources:
         if is_manifest(r):
             obj = manifest(r)
-            path = out / "manifests" / manifest_filename(obj)
-            if path.exists():
-                raise RuntimeError(f"two objects would be written to {path.name}")
-            path.write_text(yaml.safe_dump(obj, sort_keys=False))
+            name = f"manifests/{manifest_filename(obj)}"
+            if name in files:
+                raise RuntimeError(f"two objects would be written to {name}")
+            files[name] = yaml.safe_dump(obj, sort_keys=False)
         elif r.type in HELM_TYPES:
             spec = chart(r)
-            name = _slug(spec["namespace"], spec["name"]) + ".yaml"
-            (out / "charts" / name).write_text(yaml.safe_dump(spec, sort_keys=False))
+            files[f"charts/{_slug(spec['namespace'], spec['name'])}.yaml"] = yaml.safe_dump(
+                spec, sort_keys=False
+            )
+    return files
+
+
+def _marker_text(run: Run, files: list[str]) -> str:
+    header = {
+        "writtenBy": WRITTEN_BY,
+        "stack": run.stack,
+        "note": "this directory is replaced as a whole by the next plan; keep no files here",
+        "files": sorted(files),
+    }
+    return json.dumps(header, indent=2) + "\n"
+
+
+def _written_files(directory: Path) -> set[str] | None:
+    """The files a previous plan wrote into `directory`, from its marker; None if it has none."""
+    try:
+        header = json.loads((directory / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    files = header.get("files") if isinstance(header, dict) else None
+    if header.get("writtenBy") != WRITTEN_BY or not isinstance(files, list):
+        return None
+    return {f for f in files if isinstance(f, str)}
+
+
+def _foreign(directory: Path, written: set[str]) -> list[str]:
+    """What is in `directory` that the plan did not write (files, links, other entries)."""
+    own = written | {MARKER}
+    own_dirs = set(_PLAN_DIRS) | {str(Path(w).parent.as_posix()) for w in written}
+    found = []
+    for parent, dirs, names in os.walk(directory):
+        base = Path(parent).relative_to(directory)
+        for name in sorted(dirs):
+            rel = (base / name).as_posix()
+            if rel not in own_dirs or (Path(parent) / name).is_symlink():
+                found.append(rel + "/")
+                dirs.remove(name)  # what is inside is not ours either; do not list it
+        for name in sorted(names):
+            rel = (base / name).as_posix()
+            path = Path(parent) / name
+            if rel not in own or path.is_symlink() or not path.is_file():
+                found.append(rel)
+    return sorted(found)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an `--out` the plan would have to delete something it did not write to replace:
+    a file, a link, the current directory or one above it, or a non-empty directory that is
+    not a previous plan output."""
+    absolute = Path(os.path.abspath(out))
+    if out.is_symlink():
+        raise OutputError(f"--out {out} is a symbolic link; pass the directory it points to")
+    if absolute == absolute.parent or Path.cwd().is_relative_to(absolute):
+        raise OutputError(
+            f"--out {out} is the current directory or one above it; pass a directory of its own, "
+            "such as build/STACK"
+        )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise OutputError(
+            f"--out {out} is a file, not a directory; pass a new or empty directory, "
+            "or a previous plan output"
+        )
+    if not any(out.iterdir()):
+        return
+    written = _written_files(out)
+    if written is None:
+        raise OutputError(
+            f"--out {out} is not empty and is not a previous plan output (no {MARKER} marker); "
+            "refusing to replace it. Pass a new or empty directory (a plan written before plans "
+            "were marked: delete it yourself once)"
+        )
+    foreign = _foreign(out, written)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise OutputError(
+            f"--out {out} is a previous plan output but holds files the plan did not write: "
+            f"{shown}; move them away first"
+        )
+
+
+def _remove_plan(directory: Path) -> None:
+    """Delete a directory only if it is a plan output holding nothing else (or empty)."""
+    if not any(directory.iterdir()):
+        directory.rmdir()
+        return
+    written = _written_files(directory)
+    if written is None or _foreign(directory, written):
+        raise OutputError(f"{directory} is not a plan output; left in place")
+    shutil.rmtree(directory)
+
+
+def _put(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def write(run: Run, out: Path) -> None:
+    """Write the plan of `run` to `out` atomically: it is built in a sibling temporary
+    directory and swapped in only once complete, so a failure leaves the previous plan as it
+    was; only an empty directory or a previous plan output (see `check_out`) is replaced."""
+    check_out(out)
+    files = render(run)
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        # The marker first: the staging directory is then a plan output the cleanup may remove.
+        (staging / MARKER).write_text(_marker_text(run, list(files)))
+        for name in _PLAN_DIRS:
+            (staging / name).mkdir()
+        for rel, text in files.items():
+            _put(staging / rel, text)
+        _swap(staging, out)
+    except BaseException:
+        if staging.exists():
+            with contextlib.suppress(OSError, OutputError):
+                _remove_plan(staging)
+        raise
+
+
+def _swap(staging: Path, out: Path) -> None:
+    check_out(out)  # again: the directory may have changed while the program ran
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    previous = trash / "plan"
+    os.rename(out, previous)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(previous, out)
+        trash.rmdir()
+        raise
+    _remove_plan(previous)
+    trash.rmdir()
 
 
 def summary(run: Run) -> str:
+    """Resources per component and per type, then the stack outputs, all in a stable order
+    (sorted) so that two runs print the same text; invented outputs are labelled."""
     by_urn = {r.urn: r for r in run.resources}
-    components = [r for r in run.resources if not r.custom and r.type.startswith("service-mesh:")]
+    components = sorted(
+        (r for r in run.resources if not r.custom and r.type.startswith("service-mesh:")),
+        key=lambda r: (r.type, r.name),
+    )
     lines = [f"stack {run.stack}: {len(run.resources)} resources"]
     lines.append("per component:")
     for comp in components:
@@ -96,9 +273,10 @@ def summary(run: Run) -> str:
     lines.append("per type:")
     for type_, count in sorted(Counter(r.type for r in run.resources).items()):
         lines.append(f"  {count:4d}  {type_}")
-    lines.append("stack outputs:")
+    lines.append(f"stack outputs ({FAKE_MARK}: invented by tools/engine.py, not real values):")
     for key, value in sorted(run.outputs.items()):
-        lines.append(f"  {key}: {value}")
+        mark = f"  {FAKE_MARK}" if key in run.fake_outputs else ""
+        lines.append(f"  {key}: {value}{mark}")
     return "\n".join(lines)
 
 
@@ -112,6 +290,38 @@ def _owner(r: Resource, by_urn: dict[str, Resource]) -> Resource | None:
     return None
 
 
+def stacks() -> list[str]:
+    """The stacks that have a stack file in the project (`Pulumi.<stack>.yaml`)."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def _stack_file_problem(stack: str, given: Path | None) -> str | None:
+    """Why the stack file cannot be read, in words that say what to pass instead."""
+    if not _STACK_NAME.match(stack):
+        return (
+            f"error: stack name {stack!r} is not valid: letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit"
+        )
+    if given is not None:
+        if given.is_dir():
+            return f"error: --stack-file {given} is a directory, not a stack file"
+        if not given.exists():
+            return f"error: --stack-file {given}: no such file"
+        if not given.is_file():
+            return f"error: --stack-file {given} is not a regular file"
+        return None
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    if path.is_dir():
+        return f"error: {path} is a directory, not a stack file"
+    if not path.is_file():
+        known = ", ".join(stacks()) or "none"
+        return (
+            f"error: no stack file for stack {stack!r} ({path.name} in {ROOT}); "
+            f"stacks with a file: {known}; or pass --stack-file FILE"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.plan", description=__doc__.split("\n")[0]
@@ -119,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "stack", help="stack name: dev, staging, production (reads Pulumi.STACK.yaml)"
     )
-    parser.add_argument("--out", type=Path, help="output directory (default build/STACK)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default build/STACK); must be new, empty or a previous plan",
+    )
     parser.add_argument(
         "--stack-file", type=Path, help="stack file to use instead of Pulumi.STACK.yaml"
     )
@@ -127,17 +341,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from components.base.model import ConfigError
 
-    stack_file = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.is_file():
-        print(f"error: no stack file {stack_file}", file=sys.stderr)
+    problem = _stack_file_problem(args.stack, args.stack_file)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
+    stack_file = args.stack_file or ROOT / f"Pulumi.{args.stack}.yaml"
+    out = args.out or ROOT / "build" / args.stack
     try:
+        check_out(out)  # before the program runs: a bad --out fails fast
         run = run_stack(args.stack, stack_file)
-    except ConfigError as error:
+        write(run, out)
+    except (ConfigError, StackFileError) as error:
         print(str(error), file=sys.stderr)
         return 2
-    out = args.out or ROOT / "build" / args.stack
-    write(run, out)
+    except OutputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(summary(run))
     print(f"wrote {out}")
     return 0
@@ -148,6 +367,4 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     # The mock runtime leaves an event loop whose teardown at interpreter exit prints noise.
-    import os
-
     os._exit(code)
