@@ -33,7 +33,7 @@ in_cluster = pulumi.ResourceOptions(provider=cluster.provider)
 # 2-3. Namespaces, mesh CA, Istio control plane, gateways, load balancer, DNS, TLS.
 namespaces = PlatformNamespaces(
     "namespaces",
-    PlatformNamespacesArgs(graph.namespace_names, cfg.istio.revision_tag),
+    PlatformNamespacesArgs(graph.namespace_names, cfg.istio.rev_labels(graph.namespace_names)),
     opts=in_cluster,
 )
 mesh_ca = MeshCertificateAuthority(
@@ -53,9 +53,7 @@ istio = IstioControlPlane(
         istio=cfg.istio,
         mesh_config={**security.mesh_config(cfg.security), **tracing.mesh_config()},
         trace_sampling_percentage=cfg.observability.tracing.sampling_percentage,
-        ingress_gateway_values=ingress_gateway_values(
-            cfg.istio.ingress_gateway, cfg.istio.revision_tag
-        ),
+        ingress_gateway_values=ingress_gateway_values(cfg.istio),
         namespaces=namespaces.by_name,
         istiod_depends_on=[mesh_ca.secret],
     ),

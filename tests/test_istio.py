@@ -1,5 +1,6 @@
-"""Istio control plane and gateways: pinned charts, revision + tag, HA per environment, mesh
-config, values that exist in the pinned charts, ordering in the recorded graph, bad HA config."""
+"""Istio control plane and gateways: pinned charts, revision + tags, HA per environment, mesh
+config, values that exist in the pinned charts, ordering in the recorded graph, bad HA config.
+(Upgrades across revisions, the tag objects and their preconditions: test_istio_upgrade.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.base import mesh
+from components.base import mesh, pins
 from components.base.workload import cpu_milli, memory_mi
 from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT
 from components.config import parse
@@ -77,9 +78,20 @@ def test_istio_charts_are_pinned_releases_with_fixed_names(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_revision_tag_is_what_namespaces_and_gateways_select(stack):
     cfg, run = load_cfg(stack), stack_run(stack)
+    # Today's identity: one control plane, istiod-1-30, holding `stable` and `default`.
+    assert [(r.name, r.version, r.tags) for r in cfg.istio.revisions] == [
+        ("1-30", "1.30.3", ("stable", "default"))
+    ]
     istiod = values(run, istiod_name(stack))
-    assert istiod["revision"] == cfg.istio.revision
-    assert istiod["revisionTags"] == [cfg.istio.revision_tag]
+    assert istiod["revision"] == cfg.istio.revision == "1-30"
+    assert istiod["revisionTags"] == [], "tags are authored objects, never chart-rendered"
+    webhooks = run.of_type(
+        "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration"
+    )
+    assert sorted(r.inputs["metadata"]["name"] for r in webhooks) == [
+        "istio-revision-tag-default",
+        "istio-revision-tag-stable",
+    ]
     assert values(run, "istio-base")["defaultRevision"] == cfg.istio.revision
     for gw in (mesh.INGRESS_GATEWAY, mesh.EGRESS_GATEWAY):
         assert values(run, gw)["revision"] == cfg.istio.revision_tag
@@ -251,7 +263,8 @@ def test_istiod_values_deep_merges_other_layers_mesh_config():
         "defaultConfig": {"proxyMetadata": {"X": "1"}},
     }
     before = copy.deepcopy(extra)
-    mc = istiod_values(cfg.istio, extra, 1.0)["meshConfig"]
+    revision = cfg.istio.revisions[0]
+    mc = istiod_values(cfg.istio, revision, extra, 1.0)["meshConfig"]
     assert mc["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     assert mc["extensionProviders"][0]["name"] == "otel"
     assert mc["defaultConfig"] == {
@@ -260,7 +273,7 @@ def test_istiod_values_deep_merges_other_layers_mesh_config():
     }
     assert mc["accessLogEncoding"] == "JSON"
     assert extra == before  # inputs are not mutated
-    assert "outboundTrafficPolicy" not in istiod_values(cfg.istio, {}, 1.0)["meshConfig"]
+    assert "outboundTrafficPolicy" not in istiod_values(cfg.istio, revision, {}, 1.0)["meshConfig"]
 
 
 # --- values exist in the pinned charts ------------------------------------------------------------
@@ -268,6 +281,9 @@ def test_istiod_values_deep_merges_other_layers_mesh_config():
 # Key paths taken from the pinned charts' values.yaml (Istio 1.30.3; cert-manager v1.21.1), as
 # documented there (commented-out keys included, noted). `name.*` means a free-form map or an
 # object passed through to Kubernetes (any key below it is the API's, not the chart's).
+# The Istio versions whose charts these paths were checked against: a new pin adds its version
+# here once its values.yaml has been read (and a key that differs is handled in values.py).
+ISTIO_VALUES_CHECKED = {"1.30.3"}
 ALLOWED: dict[str, set[str]] = {
     "base": {
         "defaultRevision",
@@ -335,6 +351,9 @@ ALLOWED: dict[str, set[str]] = {
         "podAnnotations.*",
         "priorityClassName",
         "terminationGracePeriodSeconds",
+        "serviceAccount.create",
+        "serviceAccount.name",
+        "rbac.enabled",
         "service.type",
         "service.ports",
         "service.annotations.*",
@@ -404,6 +423,13 @@ def test_key_path_check_rejects_misspellings():
     assert not allowed("istiod", "defaults.autoscaleMin")
 
 
+def test_every_pinned_istio_version_had_its_chart_values_checked():
+    assert set(pins.ISTIO_VERSIONS) <= ISTIO_VALUES_CHECKED
+    assert list(pins.ISTIO_VERSIONS) == sorted(
+        pins.ISTIO_VERSIONS, key=lambda v: tuple(int(x) for x in v.split("."))
+    ), "oldest first"
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_values_key_path_exists_in_the_pinned_chart(stack):
     run = stack_run(stack)
@@ -414,6 +440,8 @@ def test_every_values_key_path_exists_in_the_pinned_chart(stack):
         unknown = [p for p in key_paths(v) if not allowed(r.inputs["chart"], p)]
         assert not unknown, f"{r.inputs['name']}: keys not in the pinned chart: {unknown}"
         assert "_internal_defaults_do_not_set" not in v and "defaults" not in v
+        if r.inputs["chart"] in pins.ISTIO_CHARTS:
+            assert r.inputs["version"] in ISTIO_VALUES_CHECKED
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -421,9 +449,8 @@ def test_gateway_values_pass_the_chart_values_schema(stack):
     schema = json.loads((SCHEMAS / "istio-gateway-values.schema.json").read_text())
     cfg = load_cfg(stack)
     validator = jsonschema.Draft7Validator(schema)  # its `$schema` names no known draft
-    tag = cfg.istio.revision_tag
-    ingress = ingress_gateway_values(cfg.istio.ingress_gateway, tag)
-    for v in (ingress, egress_gateway_values(cfg.istio.egress_gateway, tag)):
+    ingress = ingress_gateway_values(cfg.istio)
+    for v in (ingress, egress_gateway_values(cfg.istio)):
         validator.validate(v)
     bad = {**ingress, "autoscale": {"min": 1}}
     with pytest.raises(jsonschema.ValidationError):
@@ -434,7 +461,9 @@ def test_builders_are_pure_and_match_what_is_registered():
     cfg, run = load_cfg("production"), stack_run("production")
     assert values(run, "istio-base") == base_values(cfg.istio)
     registered = values(run, istiod_name("production"))
-    own = istiod_values(cfg.istio, {}, cfg.observability.tracing.sampling_percentage)
+    own = istiod_values(
+        cfg.istio, cfg.istio.revisions[0], {}, cfg.observability.tracing.sampling_percentage
+    )
     # meshConfig also carries what other layers pass in (__main__ wires them): ours is kept.
     assert {k: v for k, v in registered.items() if k != "meshConfig"} == {
         k: v for k, v in own.items() if k != "meshConfig"
@@ -501,7 +530,10 @@ def test_istiod_waits_for_what_the_security_layer_passes(tmp_path):
             "cacerts", metadata={"name": "cacerts", "namespace": "istio-system"}
         )
         namespaces = PlatformNamespaces(
-            "ns", PlatformNamespacesArgs(cfg.graph.namespace_names, cfg.istio.revision_tag)
+            "ns",
+            PlatformNamespacesArgs(
+                cfg.graph.namespace_names, cfg.istio.rev_labels(cfg.graph.namespace_names)
+            ),
         )
         IstioControlPlane(
             "istio",
@@ -560,8 +592,9 @@ def test_sidecar_requests_above_the_cap_are_refused(tmp_path):
 
 
 def test_bad_revision_is_refused(tmp_path):
-    keys = refused(tmp_path, "dev", "istio", {"revision": "1.30"})
-    assert keys == ["istio.revision"]
+    revisions = [{"name": "1.30", "version": "1.30.3", "tags": ["stable"]}]
+    keys = refused(tmp_path, "dev", "istio", {"revisions": revisions})
+    assert keys == ["istio.revisions[0].name"]
 
 
 def test_istiod_trace_sampling_follows_the_one_sampling_setting():
@@ -572,8 +605,6 @@ def test_istiod_trace_sampling_follows_the_one_sampling_setting():
     raw, secrets = committed("staging")
     raw["observability"] = {"tracing": {"samplingPercentage": 2.5}}
     cfg = parse(raw, secrets)
-    assert (
-        istiod_values(cfg.istio, {}, cfg.observability.tracing.sampling_percentage)["traceSampling"]
-        == 2.5
-    )
+    sampling = cfg.observability.tracing.sampling_percentage
+    assert istiod_values(cfg.istio, cfg.istio.revisions[0], {}, sampling)["traceSampling"] == 2.5
     assert "traceSampling" not in stack_config("staging").get("service-mesh:istio", {})

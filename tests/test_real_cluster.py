@@ -184,33 +184,52 @@ def test_meshed_pods_reach_dns_over_udp_and_tcp_and_not_the_kubernetes_api(stack
 # --- scraping -------------------------------------------------------------------------------
 
 
-def istiod_services(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Services the istiod chart renders for `values` (istio 1.30 templates service.yaml and
-    revision-tags-svc.yaml): one per revision and one per revision tag, over the same pods."""
-    revision = values["revision"]
-    pods = {"app": "istiod", "istio.io/rev": revision}
-    base = {"app": "istiod", "istio": "pilot", "istio.io/rev": revision}
-    out = [{"name": f"istiod-{revision}", "labels": dict(base), "pods": pods}]
-    for tag in values.get("revisionTags", []):
-        labels = {**base, "istio.io/tag": tag}
-        out.append({"name": f"istiod-revision-tag-{tag}", "labels": labels, "pods": pods})
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def istiod_services(run: Run) -> list[dict[str, Any]]:
+    """The Services over istiod pods: per istiod release, the `istiod-<revision>` Service its
+    chart renders (istio 1.30 templates/service.yaml); per revision tag, the Service the
+    program authors (`components/istio/tags.py`; no release renders tags), read from the
+    plan."""
+    out = []
+    for release in run.of_type(RELEASE):
+        if release.inputs["chart"] != "istiod":
+            continue
+        values = release.inputs["values"]
+        assert values.get("revisionTags") == [], "tags have one owner: the authored objects"
+        revision = values["revision"]
+        labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": revision}
+        pods = {"app": "istiod", "istio.io/rev": revision}
+        out.append({"name": f"istiod-{revision}", "labels": labels, "pods": pods})
+    for svc in run.of_type(SERVICE):
+        meta = svc.inputs["metadata"]
+        pods = svc.inputs["spec"].get("selector", {})
+        if meta.get("namespace") == mesh.ROOT_NAMESPACE and pods.get("app") == "istiod":
+            out.append({"name": meta["name"], "labels": meta.get("labels", {}), "pods": pods})
     return out
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_each_istiod_pod_is_scraped_once(stack):
-    run = stack_run(stack)
-    services = istiod_services(istiod(run).inputs["values"])
-    assert len(services) >= 2, "the revision tag renders a second Service over istiod"
+def istiod_scrapes(run: Run) -> Counter[str]:
+    """(pods, port) -> how many times the ServiceMonitors in istio-system scrape it."""
     scraped: Counter[str] = Counter()
     for monitor in run.of_type(SERVICE_MONITOR):
         spec = monitor.inputs["spec"]
         if mesh.ROOT_NAMESPACE not in spec["namespaceSelector"].get("matchNames", []):
             continue
-        for svc in services:
+        for svc in istiod_services(run):
             if selects(spec["selector"], svc["labels"]):
                 for endpoint in spec["endpoints"]:
                     scraped[f"{sorted(svc['pods'].items())}:{endpoint['port']}"] += 1
+    return scraped
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_istiod_pod_is_scraped_once(stack):
+    run = stack_run(stack)
+    services = istiod_services(run)
+    assert len(services) >= 2, "each revision tag is a second Service over istiod"
+    scraped = istiod_scrapes(run)
     assert scraped, "istiod is scraped"
     assert all(n == 1 for n in scraped.values()), scraped
 

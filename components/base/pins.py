@@ -19,11 +19,21 @@ class ChartPin:
     repository: str
 
 
-ISTIO_VERSION = "1.30.3"
-_ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
-ISTIO_BASE = ChartPin("base", ISTIO_VERSION, _ISTIO_REPOSITORY)
-ISTIOD = ChartPin("istiod", ISTIO_VERSION, _ISTIO_REPOSITORY)
-ISTIO_GATEWAY = ChartPin("gateway", ISTIO_VERSION, _ISTIO_REPOSITORY)
+# Istio chart versions a stack may install (`istio.revisions[].version`, `istio.baseVersion`),
+# oldest first. Each was checked against the charts' values at that version: `base`, `istiod`
+# and `gateway` come from one repository at one version each. A new Istio release is one entry
+# here (with its values checked), then a canary revision in config (docs/ingress.md).
+ISTIO_VERSIONS: tuple[str, ...] = ("1.30.3",)
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_CHARTS = ("base", "istiod", "gateway")
+
+
+def istio_chart(chart: str, version: str) -> ChartPin:
+    """One of the Istio charts at a pinned version (config has already refused any other)."""
+    if chart not in ISTIO_CHARTS or version not in ISTIO_VERSIONS:
+        raise ValueError(f"no pinned Istio chart {chart} {version}")
+    return ChartPin(chart, version, ISTIO_REPOSITORY)
+
 
 CERT_MANAGER = ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io")
 

@@ -34,6 +34,12 @@ def register(name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pu
         )
     if kind == "NetworkPolicy":
         return k8s.networking.v1.NetworkPolicy(name, metadata=meta, spec=obj["spec"], opts=opts)
+    if kind == "Service":
+        return k8s.core.v1.Service(name, metadata=meta, spec=obj["spec"], opts=opts)
+    if kind == "MutatingWebhookConfiguration":
+        return k8s.admissionregistration.v1.MutatingWebhookConfiguration(
+            name, metadata=meta, webhooks=obj["webhooks"], opts=opts
+        )
     return k8s.apiextensions.CustomResource(
         name,
         api_version=obj["apiVersion"],

@@ -6,7 +6,8 @@ The Service is `NodePort`, never `LoadBalancer`: the DigitalOcean load balancer 
 Pulumi (`load_balancer.py`), and a Service of type LoadBalancer would make the cloud controller
 create and own a second one. The gateway accepts PROXY protocol
 (`gatewayTopology.proxyProtocol`), matching the load balancer, so client IPs survive. The chart
-release itself is installed with istiod's revision by the Istio layer.
+release itself is installed by the Istio layer, at the version of the control plane it runs on;
+a gateway canary there reuses this Service and never gets one of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import json
 from typing import Any
 
 from components.base import manifests, mesh
-from components.base.workload import Workload
 from components.edge.config import IngressConfig
 from components.edge.tls import INGRESS_TLS_SECRET
+from components.istio.config import IstioConfig
 from components.istio.gateways import gateway_values
 
 # The ingress gateway Service's fixed node ports; the load balancer forwards 80/443 (TCP, PROXY
@@ -47,11 +48,19 @@ PUBLIC_GATEWAY_NAME = "public"
 PUBLIC_GATEWAY = f"{mesh.INGRESS_NAMESPACE}/{PUBLIC_GATEWAY_NAME}"
 
 
-def ingress_gateway_values(workload: Workload, revision_tag: str) -> dict[str, Any]:
-    """Ingress gateway in `istio-ingress`, selected by `istio: ingressgateway`."""
+def ingress_gateway_values(istio: IstioConfig) -> dict[str, Any]:
+    """Ingress gateway in `istio-ingress`, selected by `istio: ingressgateway`, on the revision
+    `istio.ingressGatewayRevision` selects (else the mesh tag). A canary beside it shares this
+    Service (`components/istio/gateways.py`)."""
+    shared = gateway_values(
+        istio.ingress_gateway, mesh.INGRESS_SELECTOR, istio.ingress_revision, istio.restart_epoch
+    )
     return {
-        **gateway_values(workload, mesh.INGRESS_SELECTOR, revision_tag),
-        "podAnnotations": {"proxy.istio.io/config": PROXY_PROTOCOL_CONFIG},
+        **shared,
+        "podAnnotations": {
+            **shared.get("podAnnotations", {}),
+            "proxy.istio.io/config": PROXY_PROTOCOL_CONFIG,
+        },
         "service": {
             "type": "NodePort",
             "annotations": {DO_FIREWALL_MANAGED: "false"},

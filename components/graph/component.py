@@ -14,7 +14,8 @@ from components.graph.namespaces import namespace_manifest, namespace_names
 @dataclass(frozen=True)
 class PlatformNamespacesArgs:
     mesh_namespaces: tuple[str, ...]  # declared application namespaces
-    revision_tag: str  # the tag meshed namespaces select (`istio.io/rev`)
+    # `istio.io/rev` of each gateway and mesh namespace (None: none): IstioConfig.rev_labels
+    rev_labels: Mapping[str, str | None]
 
 
 class PlatformNamespaces(pulumi.ComponentResource):
@@ -28,7 +29,7 @@ class PlatformNamespaces(pulumi.ComponentResource):
         super().__init__("service-mesh:namespaces:PlatformNamespaces", name, None, opts)
         created: dict[str, k8s.core.v1.Namespace] = {}
         for ns in namespace_names(args.mesh_namespaces):
-            body = namespace_manifest(ns, args.mesh_namespaces, args.revision_tag)
+            body = namespace_manifest(ns, args.mesh_namespaces, args.rev_labels)
             created[ns] = k8s.core.v1.Namespace(
                 f"ns-{ns}", metadata=body["metadata"], opts=pulumi.ResourceOptions(parent=self)
             )

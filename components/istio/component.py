@@ -1,6 +1,8 @@
 """Istio control plane from the official charts, pinned: `base` (CRDs, default validator) ->
-`istiod-<revision>` (HA, on the tainted system pool) -> ingress and egress gateways. Values in
-`values.py` and `gateways.py`; the ingress gateway's Service is the way in's
+one `istiod-<revision>` per control plane in `istio.revisions` (HA, on the tainted system pool)
+-> each revision's tags (a webhook and a Service per tag, authored in `tags.py`) -> ingress and
+egress gateways, each on the control plane it selects, and an optional ingress gateway canary.
+Values in `values.py` and `gateways.py`; the ingress gateway's Service is the way in's
 (`components/edge/gateway.py`), passed in through the args.
 
 Why `helm.v3.Release` and not `helm.v4.Chart`: the Istio charts branch on `.Release.IsUpgrade`
@@ -9,6 +11,8 @@ separate releases side by side); v4.Chart renders locally without release state 
 Release also waits until its workloads are ready, which is what "gateways after istiod is
 ready" and "Istio CRs after the CRDs and istiod" mean in the resource graph. The cost, one
 preview diff per release instead of per object, is paid back by `tools.plan` writing the values.
+Revision tags are not rendered by any release: they are typed resources with fixed names, so a
+tag moving between revisions is an in-place update of one URN (`tags.py`).
 
 The IstioOperator API is not used (removed in Istio 1.24).
 """
@@ -20,11 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from components.base import mesh, pins
-from components.base.resources import release
+from components.base import manifests, mesh, pins
+from components.base.resources import register, release
 from components.istio.config import IstioConfig
-from components.istio.gateways import egress_gateway_values
+from components.istio.gateways import INGRESS_CANARY, egress_gateway_values, ingress_canary_values
+from components.istio.tags import tag_objects
 from components.istio.values import base_values, istiod_values
 
 
@@ -41,8 +47,9 @@ class IstioControlPlaneArgs:
 
 
 class IstioControlPlane(pulumi.ComponentResource):
-    """base -> istiod -> gateways. `crds_ready` is what every Istio custom resource, in any
-    layer, must depend on: the CRDs exist and istiod's validating webhook answers."""
+    """base -> istiod per revision -> its tags -> gateways. `crds_ready` is what every Istio
+    custom resource, in any layer, must depend on: the CRDs exist and the default validator's
+    istiod answers."""
 
     def __init__(
         self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None
@@ -55,36 +62,83 @@ class IstioControlPlane(pulumi.ComponentResource):
         def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
 
+        # CRDs are shared by every revision: the base chart is never older than an istiod, and
+        # every istiod waits for it (so a new version's CRDs are in before its istiod).
         self.base = release(
-            "istio-base", pins.ISTIO_BASE, mesh.ROOT_NAMESPACE, base_values(istio), child(system_ns)
-        )
-        self.istiod = release(
-            f"istiod-{istio.revision}",
-            pins.ISTIOD,
+            "istio-base",
+            pins.istio_chart("base", istio.base_chart_version),
             mesh.ROOT_NAMESPACE,
-            istiod_values(istio, args.mesh_config, args.trace_sampling_percentage),
-            child(self.base, system_ns, *args.istiod_depends_on),
+            base_values(istio),
+            child(system_ns),
         )
-        # Gateways get their proxy image injected by istiod: installed once istiod is ready.
-        self.ingress_gateway, self.egress_gateway = (
-            release(name, pins.ISTIO_GATEWAY, ns, values, child(self.istiod, namespaces[ns]))
-            for name, ns, values in (
-                (mesh.INGRESS_GATEWAY, mesh.INGRESS_NAMESPACE, args.ingress_gateway_values),
-                (
-                    mesh.EGRESS_GATEWAY,
-                    mesh.EGRESS_NAMESPACE,
-                    egress_gateway_values(istio.egress_gateway, istio.revision_tag),
-                ),
+        self.istiods: dict[str, k8s.helm.v3.Release] = {}
+        self.tags: dict[str, list[pulumi.Resource]] = {}
+        for revision in istio.revisions:
+            istiod = release(
+                f"istiod-{revision.name}",
+                pins.istio_chart("istiod", revision.version),
+                mesh.ROOT_NAMESPACE,
+                istiod_values(istio, revision, args.mesh_config, args.trace_sampling_percentage),
+                child(self.base, system_ns, *args.istiod_depends_on),
             )
+            self.istiods[revision.name] = istiod
+            # A tag's objects wait for the istiod they point at (its webhook must answer).
+            for tag in revision.tags:
+                self.tags[tag] = [
+                    register(manifests.resource_name(obj), obj, child(istiod))
+                    for obj in tag_objects(tag, revision.name)
+                ]
+
+        def gateway(
+            name: str, ns: str, ref: str, values: dict[str, Any], *after: pulumi.Resource
+        ) -> k8s.helm.v3.Release:
+            # Its proxy image is injected by the istiod its revision selects: installed once
+            # that istiod is ready, at that control plane's chart version.
+            target = istio.holder(ref)
+            if target is None:  # config checks refuse this; never register a half graph
+                raise LookupError(f"{name}: no installed revision for {ref!r}")
+            return release(
+                name,
+                pins.istio_chart("gateway", target.version),
+                ns,
+                values,
+                child(self.istiods[target.name], namespaces[ns], *after),
+            )
+
+        self.ingress_gateway = gateway(
+            mesh.INGRESS_GATEWAY,
+            mesh.INGRESS_NAMESPACE,
+            istio.ingress_revision,
+            args.ingress_gateway_values,
         )
+        self.egress_gateway = gateway(
+            mesh.EGRESS_GATEWAY,
+            mesh.EGRESS_NAMESPACE,
+            istio.egress_revision,
+            egress_gateway_values(istio),
+        )
+        self.ingress_canary: k8s.helm.v3.Release | None = None
+        if istio.ingress_gateway_canary is not None:
+            canary = istio.ingress_gateway_canary
+            # After the primary: it runs as the primary's ServiceAccount, behind its Service.
+            self.ingress_canary = gateway(
+                INGRESS_CANARY,
+                mesh.INGRESS_NAMESPACE,
+                canary.revision,
+                ingress_canary_values(args.ingress_gateway_values, canary),
+                self.ingress_gateway,
+            )
+        # The default validator (base chart) calls the default revision's istiod.
+        self.istiod = self.istiods[istio.default_revision]
         self.crds_ready: list[pulumi.Resource] = [self.base, self.istiod]
         self.revision = istio.revision
         self.revision_tag = istio.revision_tag
         self.register_outputs(
             {
-                "revision": self.revision,
+                "revisions": list(self.istiods),
+                "defaultRevision": istio.default_revision,
                 "revisionTag": self.revision_tag,
-                "istiod": self.istiod.name,
+                "istiod": {rev: r.name for rev, r in self.istiods.items()},
                 "ingressGateway": self.ingress_gateway.name,
                 "egressGateway": self.egress_gateway.name,
             }

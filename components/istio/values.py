@@ -1,6 +1,11 @@
 """Values of the Istio `base` and `istiod` charts (pinned in `components/base/pins.py`): the
-default validator, istiod under its revision with its tag, HA on the tainted system pool, and
-the meshConfig other layers contribute fragments to. Pure: no Pulumi."""
+default validator, one istiod per revision, HA on the tainted system pool, and the meshConfig
+other layers contribute fragments to. Pure: no Pulumi.
+
+No istiod release renders revision tags (`revisionTags: []`): each tag's webhook and Service
+are authored once (`tags.py`), so a tag has one owner and moving it is an in-place update.
+The values are the same for every pinned version (`pins.ISTIO_VERSIONS`); a value that differs
+between chart versions is chosen here, on `revision.version`, where it differs."""
 
 from __future__ import annotations
 
@@ -11,6 +16,17 @@ from components.base.model import deep_merge
 from components.base.workload import Workload, spread
 from components.cluster.pools import SYSTEM_POOL_LABEL, system_pool_toleration
 from components.istio.config import IstioConfig
+from components.istio.revisions import IstioRevision
+
+# Pod-template annotation written where the program owns pod templates (istiod and gateway
+# charts' `podAnnotations`): bumping `istio.restartEpoch` rolls those pods, re-injecting
+# gateways with the control plane their revision now selects.
+RESTART_ANNOTATION = "service-mesh/restart-epoch"
+
+
+def restart_annotations(epoch: int) -> dict[str, str]:
+    """Nothing at epoch 0, so that introducing the key restarts nothing."""
+    return {RESTART_ANNOTATION: str(epoch)} if epoch else {}
 
 
 def replica_values(workload: Workload) -> dict[str, Any]:
@@ -25,14 +41,15 @@ def replica_values(workload: Workload) -> dict[str, Any]:
 
 
 def base_values(istio: IstioConfig) -> dict[str, Any]:
-    """Base chart: CRDs, and the default validator pointed at our revision's istiod.
+    """Base chart: CRDs, and the default validator pointed at the revision holding the
+    `default` tag (`IstioConfig.default_revision`: derived, so they cannot disagree).
 
     The validators' `failurePolicy` is left to the charts (`base.validationFailurePolicy`
     unset): installed as `helm.v3.Release`, they render `Ignore` on the first install and
     istiod flips it to `Fail` once it has patched in its `caBundle`, and on upgrades (Helm's
     `.Release.IsUpgrade`) they omit the field so istiod's `Fail` stays. Forcing `Fail` from the
     first install races that patch: the first Istio objects could be refused with x509 errors."""
-    return {"defaultRevision": istio.revision}
+    return {"defaultRevision": istio.default_revision}
 
 
 def mesh_config_values() -> dict[str, Any]:
@@ -67,20 +84,26 @@ def istiod_pod_labels(revision: str) -> dict[str, str]:
 
 
 def istiod_values(
-    istio: IstioConfig, mesh_config: dict[str, Any], trace_sampling_percentage: float
+    istio: IstioConfig,
+    revision: IstioRevision,
+    mesh_config: dict[str, Any],
+    trace_sampling_percentage: float,
 ) -> dict[str, Any]:
-    """istiod chart values. `mesh_config` (from the security and observability layers) is
-    deep-merged into meshConfig; its lists replace ours."""
+    """istiod chart values of one revision (every revision gets the same mesh settings).
+    `mesh_config` (from the security and observability layers) is deep-merged into
+    meshConfig; its lists replace ours."""
     istiod = istio.istiod
+    restart = restart_annotations(istio.restart_epoch)
     return {
-        "revision": istio.revision,
-        "revisionTags": [istio.revision_tag],
+        "revision": revision.name,
+        "revisionTags": [],  # tags are authored once, in tags.py
+        **({"podAnnotations": restart} if restart else {}),
         **replica_values(istiod),
         "pdb": istiod.pdb.helm(),
         "resources": istiod.resources.helm(),
         "nodeSelector": dict(SYSTEM_POOL_LABEL),
         "tolerations": [system_pool_toleration()],
-        "topologySpreadConstraints": spread(istiod_pod_labels(istio.revision), hard=True),
+        "topologySpreadConstraints": spread(istiod_pod_labels(revision.name), hard=True),
         # One sampling setting for the mesh: the Telemetry resource's percentage; istiod's
         # legacy default (a percentage too: 1.0 means 1%) is kept equal to it.
         "traceSampling": trace_sampling_percentage,

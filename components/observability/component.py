@@ -82,7 +82,7 @@ class Observability(pulumi.ComponentResource):
             pager="pager" in configured,
             ticket="ticket" in configured,
             datasources=metrics.grafana_datasources(),
-            dashboards=dashboards.istio_dashboards_values(pins.ISTIO_VERSION),
+            dashboards=dashboards.istio_dashboards_values(pins.ISTIO_VERSIONS[-1]),
         )
         self.prometheus_stack = release(
             metrics.KPS_RELEASE,
