@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.engine import ROOT, Run, attempt, read_stack_config, run_stack, stack_file
+from tools.engine import (
+    ROOT,
+    Run,
+    attempt,
+    read_stack_config,
+    run_stack,
+    stack_file,
+    with_offline_secrets,
+)
 
 STACKS = ("dev", "staging", "production")
 _RUNS: dict[str, Run] = {}
@@ -33,8 +41,11 @@ def plan(request, tmp_path_factory) -> tuple[Run, Path]:
 
 
 def stack_config(stack: str) -> dict[str, Any]:
-    """The `config:` map of a committed stack file."""
-    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    """The `config:` map of a committed stack file, with the secrets the offline engine assumes
+    set written as `secure:` entries (as `pulumi config set --secret` does), so that a test can
+    drop one to prove that its absence is refused."""
+    raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return with_offline_secrets(raw)
 
 
 def write_stack_file(

@@ -24,15 +24,7 @@ def _tools_with_a_main() -> list[str]:
 
 
 TOOLS = _tools_with_a_main()
-# tools/config_docs.py parses no arguments yet (`--help` prints the README table): owned by
-# another change. Strict, so this mark must go once it has a parser.
-_NO_PARSER_YET = {"config_docs"}
-_HELP_CASES = [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason="no argument parser in tools/" + t))
-    if t in _NO_PARSER_YET
-    else t
-    for t in TOOLS
-]
+_HELP_CASES = TOOLS
 
 
 def test_the_tools_are_found():

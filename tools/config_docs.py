@@ -6,6 +6,7 @@ README holds the current table)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import types
@@ -61,9 +62,7 @@ def rows(model: type[ConfigModel] = config.PlatformConfig, prefix: list[str] | N
             yield from rows(nested, path)
             continue
         if field.annotation is SecretStr or _is_optional_secret(field.annotation):
-            cells = [
-                f"secret (`--secret`), {config.secret_requirement(name, env)}" for env in ENVS
-            ]
+            cells = [f"secret (`--secret`), {config.secret_requirement(name, env)}" for env in ENVS]
         else:
             cells = []
             for env in ENVS:
@@ -99,8 +98,18 @@ def current_readme_table() -> str:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.config_docs",
+        description="Print README's table of config keys, generated from the config models.",
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="replace the table between the config-table markers in README.md instead",
+    )
+    args = parser.parse_args(argv)
     table = render()
-    if "--write" in argv:
+    if args.write:
         path = ROOT / "README.md"
         text = path.read_text()
         head, rest = text.split(START, 1)

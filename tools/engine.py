@@ -649,4 +649,27 @@ def attempt(
         _sync_await(run_pulumi_func(program or (lambda: _program(main))))
     except Exception as error:
         run.error = error
+    finally:
+        _cancel_leftover_tasks()
     return run
+
+
+def _cancel_leftover_tasks() -> None:
+    """A failed program can leave Outputs still resolving on the shared event loop; cancel them,
+    so that a later run in the same process never sees another run's error."""
+    import asyncio
+
+    from pulumi.runtime.settings import SETTINGS
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    if not loop.is_running():
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    # The runtime keeps every Output's task for the end-of-program wait, across `set_mocks`:
+    # forget this run's, or the next run would await (and re-raise) them.
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
