@@ -340,6 +340,7 @@ ALLOWED: dict[str, set[str]] = {
         "autoscaling.maxReplicas",
         "autoscaling.targetCPUUtilizationPercentage",
         "autoscaling.autoscaleBehavior.*",
+        "podDisruptionBudget",  # `{}`, the chart's default: no budget
         "podDisruptionBudget.minAvailable",
         "podDisruptionBudget.maxUnavailable",
         "podDisruptionBudget.unhealthyPodEvictionPolicy",  # all three documented in comments
