@@ -22,6 +22,7 @@ from components.security.component import (
     MeshSecurityArgs,
 )
 from components.slo.component import SloRules, SloRulesArgs
+from components.traffic.component import TrafficManagement, TrafficManagementArgs
 
 cfg = config.load()
 graph = cfg.graph
@@ -76,7 +77,7 @@ ingress = IngressEdge(
 )
 
 # 4. Security: mTLS, authorization, network policies, egress control.
-MeshSecurity(
+mesh_security = MeshSecurity(
     "security",
     MeshSecurityArgs(graph, cfg.security, namespaces.by_name, istio.crds_ready),
     opts=in_cluster,
@@ -101,6 +102,23 @@ observability = Observability(
 SloRules(
     "slo",
     SloRulesArgs(cfg.slos.objectives, cfg.environment, [observability.prometheus_stack]),
+    opts=in_cluster,
+)
+
+# 7. Traffic: routes from the service graph, resilience, scoped sidecars, Flagger canaries.
+TrafficManagement(
+    "traffic",
+    TrafficManagementArgs(
+        graph=graph,
+        traffic=cfg.traffic,
+        gateway_hosts=cfg.ingress.hosts,
+        objectives=cfg.slos.objectives,
+        revision_tag=cfg.istio.revision_tag,
+        namespaces=namespaces.by_name,
+        crds_ready=istio.crds_ready,
+        prometheus=[observability.prometheus_stack],
+        policies_ready=[mesh_security],
+    ),
     opts=in_cluster,
 )
 

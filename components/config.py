@@ -40,6 +40,7 @@ from components.istio.config import IstioConfig, istio_problems
 from components.observability.config import ObservabilityConfig, observability_problems
 from components.security.config import SecurityConfig, security_problems
 from components.slo.config import SloConfig, slo_problems
+from components.traffic.config import TrafficConfig, traffic_problems
 
 __all__ = ["ENVIRONMENTS", "ConfigError", "PlatformConfig", "StackConfigError", "load", "parse"]
 
@@ -61,6 +62,7 @@ SECTIONS: dict[str, type[ConfigModel]] = {
     "observability": ObservabilityConfig,
     "security": SecurityConfig,
     "slos": SloConfig,
+    "traffic": TrafficConfig,
 }
 
 
@@ -87,6 +89,7 @@ class PlatformConfig(ConfigModel):
     # DigitalOcean API token (DNS write) cert-manager solves DNS-01 with; secret, flat key.
     dns_api_token: SecretStr | None = None
     slos: SloConfig
+    traffic: TrafficConfig
 
     @field_validator("environment")
     @classmethod
@@ -135,6 +138,14 @@ class PlatformConfig(ConfigModel):
             env,
             self.graph,
             self.observability.prometheus.retention,
+        )
+        problems += traffic_problems(
+            self.traffic,
+            self.rules(TrafficConfig),
+            env,
+            self.graph,
+            self.ingress.hosts,
+            self.slos.objectives,
         )
         if problems:
             raise ConfigError(problems)

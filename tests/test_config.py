@@ -127,6 +127,13 @@ BAD_INPUTS = [
         "ALLOW_ANY is dev-only",
     ),
     ("dev", "slos.window", "28d", "service-mesh:slos.window", "must be one of '30d'"),
+    (
+        "dev",
+        "traffic.resilience.retries.perTryTimeout",
+        "20s",
+        "service-mesh:traffic.resilience.retries.perTryTimeout",
+        "more than the timeout 30s",
+    ),
 ]
 
 

@@ -54,3 +54,7 @@ KIALI = ChartPin("kiali-server", "2.29.0", "https://kiali.org/helm-charts")
 METRICS_SERVER = ChartPin(
     "metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"
 )
+# Flagger 1.44.0 (progressive delivery; its CRDs come with the chart) and its load tester
+# 0.38.0, both from the Flagger repository.
+FLAGGER = ChartPin("flagger", "1.44.0", "https://flagger.app")
+FLAGGER_LOADTESTER = ChartPin("loadtester", "0.38.0", "https://flagger.app")

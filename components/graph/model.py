@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from components.base.model import ConfigModel, dns_label, hostname
+from components.traffic.model import Canary, ServiceTraffic
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
 HTTP_PROTOCOLS = ("http", "http2", "grpc")
@@ -70,13 +71,24 @@ class Caller(ConfigModel):
 
 
 class IngressExposure(ConfigModel):
-    """The service is reachable through the ingress gateway for these methods and paths."""
+    """The service is reachable through the ingress gateway for these methods and paths, on
+    `hosts` (some of `ingress.hosts`; all of them when none are listed)."""
 
     paths: tuple[str, ...] = Field(min_length=1)
     methods: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    hosts: tuple[str, ...] = ()
 
     _methods = field_validator("methods")(_methods)
     _paths = field_validator("paths")(_paths)
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for host in v:
+            hostname(host)
+        if len(set(v)) != len(v):
+            raise ValueError("lists a host twice; hosts must be unique")
+        return v
 
 
 class MeshService(ConfigModel):
@@ -90,8 +102,15 @@ class MeshService(ConfigModel):
     ingress: IngressExposure | None = None
     # Pod labels the policies select; Istio's convention `app: <name>` unless stated.
     selector: dict[str, str] | None = None
+    # Versions, routes, resilience overrides or a canary (components/traffic/model.py).
+    traffic: ServiceTraffic | None = None
 
     _name = field_validator("name", "namespace", "service_account")(dns_label)
+
+    @property
+    def canary(self) -> Canary | None:
+        """The service's Flagger canary, if it declares one."""
+        return self.traffic.canary if self.traffic is not None else None
 
     @property
     def workload_labels(self) -> dict[str, str]:

@@ -7,6 +7,12 @@ Why one rule per caller with `from`, `to` and `when` in the same item: Istio ORs
 Plaintext has no identity, so no caller rule admits it; where config accepts plaintext (a
 PERMISSIVE namespace or port) one rule admits identity-less requests on exactly those ports,
 else PERMISSIVE would be refused by authorization anyway.
+
+A canaried service (`traffic.canary`) runs as two workloads: its own Deployment (the canary,
+its labels unchanged) and the `<name>-primary` Deployment Flagger generates, whose pods carry
+the Flagger selector label rewritten to `<value>-primary` (components/traffic/names.py). The
+primary gets the same ALLOW policy under its own selector, and both admit Flagger's load tester
+for the load test's method and path only.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from components.base import mesh
 from components.base.manifests import namespaced as istio_object
 from components.graph.checks import ServiceGraph
 from components.graph.model import HTTP_PROTOCOLS, Caller, MeshNamespace, MeshService
+from components.traffic import names as traffic_names
 
 SECURITY_API = "security.istio.io/v1"
 
@@ -123,6 +130,18 @@ def ingress_rule(svc: MeshService) -> dict[str, Any]:
     return _rule(mesh.INGRESS_PRINCIPAL, mesh.INGRESS_NAMESPACE, operation)
 
 
+def load_test_rule(svc: MeshService) -> dict[str, Any]:
+    """Flagger's load tester, with the canary's load-test method on its path."""
+    assert svc.canary is not None
+    test = svc.canary.load_test
+    operation = {
+        "ports": _ports(svc, http_only=True),
+        "methods": [test.method],
+        "paths": istio_paths([test.path]),
+    }
+    return _rule(traffic_names.LOADTESTER_PRINCIPAL, traffic_names.FLAGGER_NAMESPACE, operation)
+
+
 def plaintext_rule(svc: MeshService, namespace_permissive: bool) -> dict[str, Any] | None:
     """Requests without a peer identity, on the ports that accept plaintext (all of them in a
     PERMISSIVE namespace); `notPrincipals: ['*']` matches only requests without mTLS."""
@@ -136,26 +155,43 @@ def service_policy(svc: MeshService, graph: ServiceGraph) -> dict[str, Any] | No
     """ALLOW policy on the service's workloads: one rule per declared caller, the ingress
     gateway when the service is exposed, plaintext where config accepts it (namespaces in
     PERMISSIVE mTLS). None when nobody may call it (default-deny holds)."""
+    rules = _service_rules(svc, graph)
+    if not rules:
+        return None
+    return _allow(f"allow-{svc.name}", svc, svc.workload_labels, rules)
+
+
+def _service_rules(svc: MeshService, graph: ServiceGraph) -> list[dict[str, Any]]:
     rules = [caller_rule(svc, c, graph.by_name[c.service]) for c in svc.callers]
     if svc.ingress is not None:
         rules.append(ingress_rule(svc))
+    if svc.canary is not None:
+        rules.append(load_test_rule(svc))
     if (plain := plaintext_rule(svc, svc.namespace in graph.permissive_namespaces)) is not None:
         rules.append(plain)
-    if not rules:
-        return None
-    spec = {"selector": {"matchLabels": svc.workload_labels}, "action": "ALLOW", "rules": rules}
+    return rules
+
+
+def _allow(
+    name: str, svc: MeshService, labels: dict[str, str], rules: list[dict[str, Any]]
+) -> dict[str, Any]:
+    spec = {"selector": {"matchLabels": labels}, "action": "ALLOW", "rules": rules}
     return istio_object(
-        "AuthorizationPolicy",
-        SECURITY_API,
-        f"allow-{svc.name}",
-        svc.namespace,
-        spec,
-        "authorization",
+        "AuthorizationPolicy", SECURITY_API, name, svc.namespace, spec, "authorization"
     )
+
+
+def primary_policy(svc: MeshService, graph: ServiceGraph) -> dict[str, Any] | None:
+    """The same ALLOW policy for the `-primary` workload Flagger generates for a canary."""
+    if svc.canary is None:
+        return None
+    primary = traffic_names.primary_labels(svc)
+    return _allow(f"allow-{svc.name}-primary", svc, primary, _service_rules(svc, graph))
 
 
 def authorization_policies(graph: ServiceGraph) -> list[dict[str, Any]]:
     """Default-deny in every mesh namespace, then the declared graph."""
     out = [default_deny(ns) for ns in graph.namespace_names]
     out += [p for svc in graph.services if (p := service_policy(svc, graph)) is not None]
+    out += [p for svc in graph.services if (p := primary_policy(svc, graph)) is not None]
     return out

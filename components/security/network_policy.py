@@ -10,6 +10,9 @@ An external host reached without the egress gateway opens only its port towards 
 addresses (NetworkPolicy has no host names); the egress gateway is the tight option.
 Kubelet probes need no opening: they come from the pod's own node, which Cilium (DOKS) always
 admits (`allow-localhost`), and Istio rewrites HTTP probes to the agent port anyway.
+A namespace with canaried services (`traffic.canary`) admits Flagger's load tester on their
+HTTP ports; the `-primary` and `-canary` workloads Flagger generates are pods of the namespace,
+so every other opening already covers them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.base import manifests, mesh
-from components.graph.model import ExternalHost, MeshService
+from components.graph.model import HTTP_PROTOCOLS, ExternalHost, MeshService
 from components.observability.tracing import TEMPO_OTLP_GRPC_PORT
+from components.traffic import names as traffic_names
 
 NS_LABEL = mesh.NAMESPACE_NAME_LABEL
 DNS_NAMESPACE = mesh.DNS_NAMESPACE
@@ -234,6 +238,32 @@ def external_policies(namespace: str, hosts: Sequence[ExternalHost]) -> list[dic
     ]
 
 
+def load_test_policies(namespace: str, services: Sequence[MeshService]) -> list[dict[str, Any]]:
+    """Flagger's load tester, towards the HTTP ports of the namespace's canaried services."""
+    ports = sorted(
+        {
+            p.port
+            for s in services
+            if s.namespace == namespace and s.canary is not None
+            for p in s.ports
+            if p.protocol in HTTP_PROTOCOLS
+        }
+    )
+    if not ports:
+        return []
+    source = {
+        "namespaceSelector": namespace_selector(traffic_names.FLAGGER_NAMESPACE),
+        "podSelector": {"matchLabels": dict(traffic_names.LOADTESTER_LABELS)},
+    }
+    return [
+        network_policy(
+            namespace,
+            "allow-from-loadtester",
+            {"policyTypes": ["Ingress"], "ingress": [{"from": [source], "ports": _tcp(*ports)}]},
+        )
+    ]
+
+
 def network_policies(
     namespace: str, services: Sequence[MeshService], hosts: Sequence[ExternalHost] = ()
 ) -> list[dict[str, Any]]:
@@ -241,4 +271,5 @@ def network_policies(
         base_policies(namespace)
         + graph_policies(namespace, services)
         + external_policies(namespace, hosts)
+        + load_test_policies(namespace, services)
     )

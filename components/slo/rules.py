@@ -71,9 +71,11 @@ def le_matcher(bound: float) -> str:
     return f'le=~"{regex}"'
 
 
-def slis(o: SloObjective) -> list[Sli]:
+def slis(o: SloObjective, selector: Sequence[str] | None = None) -> list[Sli]:
     """Availability always, latency when configured; both count server-side reports only
     (reporter="destination"): adding the client-side ones would count each request twice.
+    `selector` replaces the service's label matchers: a canary's MetricTemplate judges one
+    workload by the same SLI (components/traffic/canary.py).
 
     Availability: failed requests (HTTP 5xx, or a gRPC server error behind HTTP 200) over all.
     Latency: among requests that did NOT fail, the share slower than the threshold. A failure
@@ -81,11 +83,11 @@ def slis(o: SloObjective) -> list[Sli]:
     503s make the latency SLI look better, and slow timeouts spend two budgets at once."""
 
     def rate(metric: str, *extra: str) -> str:
-        return f"sum({_rate(o, metric, *extra)})"
+        return f"sum({_rate(o, metric, *extra, selector=selector)})"
 
     failed = (
-        f"sum({_rate(o, 'istio_requests_total', HTTP_ERROR)} or "
-        f"{_rate(o, 'istio_requests_total', GRPC_ERROR)})"
+        f"sum({_rate(o, 'istio_requests_total', HTTP_ERROR, selector=selector)} or "
+        f"{_rate(o, 'istio_requests_total', GRPC_ERROR, selector=selector)})"
     )
     out = [
         Sli(
@@ -112,13 +114,12 @@ def slis(o: SloObjective) -> list[Sli]:
     return out
 
 
-def _rate(o: SloObjective, metric: str, *extra: str) -> str:
-    sel = [
-        'reporter="destination"',
+def _rate(o: SloObjective, metric: str, *extra: str, selector: Sequence[str] | None = None) -> str:
+    target = selector or (
         f'destination_service_name="{o.service}"',
         f'destination_service_namespace="{o.namespace}"',
-        *extra,
-    ]
+    )
+    sel = ['reporter="destination"', *target, *extra]
     return f"rate({metric}{{{','.join(sel)}}}[$window])"
 
 
