@@ -7,7 +7,8 @@
   (and "already exists" when a tag moves between two Pulumi resources);
 - the base chart's `defaultRevision` (the validating webhook's istiod) is the revision that holds
   `default`, or an installed revision when no tag is `default` (istio#58578: nothing checks it);
-- gateways and namespaces select a revision or tag that is installed.
+- gateways and namespaces select a revision or tag that is installed, and every tag points at
+  an installed revision.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def check_default(
             else "two renderings of one tag webhook overlap (IST0139), and as two Pulumi "
             "resources the tag move fails with 'already exists'."
         )
-        for h in found[1:]:
+        for h in found:
             yield (
                 h.urn,
                 message(
@@ -182,6 +183,20 @@ def check_references(
                     f"installs (revisions and tags: {', '.join(sorted(known))})",
                     why,
                     "set the gateway's revision to `istio.revisionTag` or an installed revision",
+                ),
+            )
+    revisions = {revision(c) or DEFAULT for c in istiods}
+    for h in holders:
+        if h.revision not in revisions and not excepted(config, h.tag):
+            yield (
+                h.urn,
+                message(
+                    f"revision tag {h.tag} ({h.owner}) points at revision {h.revision}, which no "
+                    f"istiod installs (revisions: {', '.join(sorted(revisions))})",
+                    "every pod of a namespace on that tag would be refused or left without a "
+                    "sidecar: the tag's webhook calls an istiod that does not exist.",
+                    "point the tag at an installed revision (`istio.revisions[].tags`), or install "
+                    "the revision first",
                 ),
             )
     for ns in of_kind(resources, CORE, "Namespace"):
