@@ -68,6 +68,12 @@ class Resource:
     # sha256 of the inputs as sent, secrets included: lets a test compare what a provider or a
     # resource receives across runs without the plan ever showing a secret.
     inputs_digest: str = ""
+    # The inputs as sent, secrets kept in the wire's secret envelope with their (offline,
+    # placeholder) values, and what the fake cloud answered: what a `pulumi stack export`
+    # holds (tools/export.py). Never written to a plan.
+    wire_inputs: dict[str, Any] = field(default_factory=dict, repr=False)
+    resource_id: str | None = None
+    fake_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
     ignore_changes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +102,8 @@ class Run:
     # Every string the fake cloud invented (ids, IPs, endpoints, versions, PEMs), and the stack
     # outputs that carry one: the plan labels those so nobody copies a fake as a real value.
     fake_values: set[str] = field(default_factory=set)
+    last_created: tuple[str | None, dict[str, Any]] = (None, {})
+    wire_outputs: dict[str, Any] = field(default_factory=dict)  # the stack's, secrets kept
     fake_outputs: set[str] = field(default_factory=set)
 
     def of_type(self, type_: str) -> list[Resource]:
@@ -294,10 +302,12 @@ def _make_mocks(run: Run):
             extra = FAKE_OUTPUTS.get(args.typ)
             state = dict(args.inputs)
             run.fake_values.add(id_)
+            invented: dict[str, Any] = {}
             if extra:
                 invented = extra(args.name, args.inputs, id_)
                 _record_fakes(run, invented, args.inputs)
                 state.update(invented)
+            run.last_created = (id_, invented)
             return id_, state
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -319,9 +329,11 @@ def _make_monitor(mocks, run: Run):
 
     class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request):
+            run.last_created = (None, {})
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+                resource_id, invented = run.last_created
                 run.resources.append(
                     Resource(
                         urn=response.urn,
@@ -338,6 +350,9 @@ def _make_monitor(mocks, run: Run):
                         inputs_digest=hashlib.sha256(
                             json.dumps(inputs, sort_keys=True).encode()
                         ).hexdigest(),
+                        wire_inputs=inputs,
+                        resource_id=resource_id,
+                        fake_outputs=invented,
                     )
                 )
             return response
@@ -349,6 +364,7 @@ def _make_monitor(mocks, run: Run):
                     request.outputs, preserving_proto_field_name=True
                 )
                 run.outputs.update(plain(outputs))
+                run.wire_outputs.update(outputs)
                 run.fake_outputs.update(
                     k for k, v in outputs.items() if _carries_fake(v, run.fake_values)
                 )

@@ -322,6 +322,37 @@ def _stack_file_problem(stack: str, given: Path | None) -> str | None:
     return None
 
 
+def check_export_path(path: Path) -> None:
+    """`--export` never overwrites a file this tool did not write (an earlier offline export)."""
+    from tools.export import OFFLINE_NOTE
+
+    if path.is_dir() or path.is_symlink():
+        raise OutputError(f"--export {path}: is a directory or a link; pass a file name")
+    if path.exists():
+        try:
+            note = json.loads(path.read_text())["deployment"]["manifest"].get("note")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            note = None
+        if note != OFFLINE_NOTE:
+            raise OutputError(
+                f"--export {path}: exists and is not an offline export written by this tool; "
+                "refusing to overwrite it"
+            )
+
+
+def write_export(run: Run, path: Path) -> None:
+    """The export, written whole or not at all (a temporary file renamed into place)."""
+    from tools.export import export_document
+
+    check_export_path(path)
+    text = json.dumps(export_document(run), indent=2) + "\n"
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    ) as tmp:
+        tmp.write(text)
+    Path(tmp.name).replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.plan", description=__doc__.split("\n")[0]
@@ -337,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stack-file", type=Path, help="stack file to use instead of Pulumi.STACK.yaml"
     )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        metavar="FILE",
+        help="also write the plan as a `pulumi stack export` (v3, --show-secrets shape) to FILE",
+    )
     args = parser.parse_args(argv)
 
     from components.base.model import ConfigError
@@ -349,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "build" / args.stack
     try:
         check_out(out)  # before the program runs: a bad --out fails fast
+        if args.export is not None:
+            check_export_path(args.export)
         run = run_stack(args.stack, stack_file)
         write(run, out)
+        if args.export is not None:
+            write_export(run, args.export)
     except (ConfigError, StackFileError) as error:
         print(str(error), file=sys.stderr)
         return 2
