@@ -655,9 +655,28 @@ def test_an_empty_revision_list_is_refused(tmp_path):
     assert refused(tmp_path, {"revisions": []}) == [("istio.revisions", [])]
 
 
-def test_the_default_profile_needs_no_istio_key_in_any_stack():
-    for stack in ("dev", "staging", "production"):
-        assert (
-            "service-mesh:istio" not in stack_config(stack)
-            or "revisions" not in (stack_config(stack)["service-mesh:istio"])
-        )
+def test_a_namespace_override_for_an_undeclared_namespace_is_reported():
+    """`namespace_revision_problems` needs the declared mesh namespaces, which only the stack's
+    composition (components/config.py) sees."""
+    from components.config import parse
+    from components.istio.revisions import namespace_revision_problems
+    from tests.test_config import committed
+
+    raw, secrets = committed(STACK)
+    raw["istio"] = {**P1, "namespaceRevisions": {"shop": "canary", "shpo": "canary"}}
+    cfg = parse(raw, secrets)
+    problems = namespace_revision_problems(cfg.istio, list(cfg.graph.namespace_names))
+    assert [(p.key, p.value) for p in problems] == [("istio.namespaceRevisions.shpo", "canary")]
+
+
+def test_gateway_namespaces_follow_their_gateway_and_lose_the_label_beside_a_canary():
+    from components.config import parse
+    from tests.test_config import committed
+
+    raw, secrets = committed(STACK)
+    raw["istio"] = P4
+    labels = parse(raw, secrets).istio.rev_labels(["shop"])
+    assert labels == {mesh.INGRESS_NAMESPACE: OLD, mesh.EGRESS_NAMESPACE: OLD, "shop": "canary"}
+    raw["istio"] = P5A
+    labels = parse(raw, secrets).istio.rev_labels(["shop"])
+    assert labels[mesh.INGRESS_NAMESPACE] is None and labels[mesh.EGRESS_NAMESPACE] == OLD
