@@ -37,6 +37,7 @@ from components.graph import checks as graph_checks
 from components.graph.checks import ServiceGraph, graph_problems
 from components.graph.model import MeshNamespace, MeshService
 from components.istio.config import IstioConfig, istio_problems
+from components.istio.revisions import namespace_revision_problems
 from components.observability.config import ObservabilityConfig, observability_problems
 from components.security.config import SecurityConfig, security_problems
 from components.slo.config import SloConfig, slo_problems
@@ -129,6 +130,7 @@ class PlatformConfig(ConfigModel):
         problems += security_problems(self.security, self.rules(SecurityConfig), env)
         problems += self._mesh_ca_root_problems()
         problems += istio_problems(self.istio, self.rules(IstioConfig), env)
+        problems += namespace_revision_problems(self.istio, list(self.graph.namespace_names))
         problems += ingress_problems(
             self.ingress, self.rules(IngressConfig), env, self.dns_api_token
         )

@@ -680,3 +680,14 @@ def test_gateway_namespaces_follow_their_gateway_and_lose_the_label_beside_a_can
     raw["istio"] = P5A
     labels = parse(raw, secrets).istio.rev_labels(["shop"])
     assert labels[mesh.INGRESS_NAMESPACE] is None and labels[mesh.EGRESS_NAMESPACE] == OLD
+
+
+def test_a_revision_override_for_an_undeclared_namespace_is_refused(tmp_path):
+    """An override naming no mesh namespace would silently do nothing: refused by key."""
+    cfg = stack_config("staging")
+    istio = {**cfg.get("service-mesh:istio", {}), "namespaceRevisions": {"ghost": "stable"}}
+    run = run_config(tmp_path, "staging", {**cfg, "service-mesh:istio": istio})
+    assert isinstance(run.error, ConfigError), run.error
+    assert "service-mesh:istio.namespaceRevisions.ghost = 'stable'" in str(run.error)
+    assert "not a declared mesh namespace" in str(run.error)
+    assert run.resources == []
