@@ -657,15 +657,15 @@ def test_an_empty_revision_list_is_refused(tmp_path):
 
 def test_a_namespace_override_for_an_undeclared_namespace_is_reported():
     """`namespace_revision_problems` needs the declared mesh namespaces, which only the stack's
-    composition (components/config.py) sees."""
+    composition (components/config.py) sees; it reports exactly the undeclared one."""
     from components.config import parse
-    from components.istio.revisions import namespace_revision_problems
     from tests.test_config import committed
 
     raw, secrets = committed(STACK)
     raw["istio"] = {**P1, "namespaceRevisions": {"shop": "canary", "shpo": "canary"}}
-    cfg = parse(raw, secrets)
-    problems = namespace_revision_problems(cfg.istio, list(cfg.graph.namespace_names))
+    with pytest.raises(ConfigError) as refused:
+        parse(raw, secrets)
+    problems = refused.value.problems
     assert [(p.key, p.value) for p in problems] == [("istio.namespaceRevisions.shpo", "canary")]
 
 
