@@ -443,3 +443,15 @@ def test_the_runner_and_the_pack_are_the_same_policies():
     assert info.name == PACK_NAME
     assert [p.name for p in info.policies] == [r.name for r in RULES]
     assert {p.enforcementLevel for p in info.policies} == {0}  # advisory unless configured
+
+
+def test_the_analyze_cache_gives_the_servicers_own_answers():
+    recs = records()
+    res(recs, "ingress-lb")["protect"] = False
+    cfg = config()
+    cache: dict = {}
+    plain = tool.analyze(recs, "production", cfg)
+    assert tool.analyze(recs, "production", cfg, cache=cache) == plain
+    assert tool.analyze(recs, "production", cfg, cache=cache) == plain and cache
+    res(recs, "ingress-lb")["protect"] = True
+    assert tool.analyze(recs, "production", cfg, cache=cache) == []

@@ -55,8 +55,11 @@ def config(stack: str = STACK, extra: dict[str, Any] | None = None):
     return tool.reconcile(_infos(), given, stack)
 
 
+_CACHE: dict[bytes, Any] = {}  # Analyze responses of unchanged resources (see tool.analyze)
+
+
 def analyze(recs: Records, stack: str = STACK, extra: dict[str, Any] | None = None):
-    return tool.analyze(recs, stack, config(stack, extra), _svc())
+    return tool.analyze(recs, stack, config(stack, extra), _svc(), _CACHE)
 
 
 def stack_urn(stack: str = STACK) -> str:
@@ -502,6 +505,20 @@ CASES = [
     ),
     Case("pdb-allows-drain", "authored-pdb", _pdb_workload(2, 2), _pdb_workload(2, 2, hpa_min=3)),
     Case(
+        "pdb-allows-drain",
+        "alertmanager-budget-of-all-replicas",
+        _set(
+            "kube-prometheus-stack",
+            "values.alertmanager.podDisruptionBudget",
+            {"enabled": True, "minAvailable": 3},
+        ),
+        _set(
+            "kube-prometheus-stack",
+            "values.alertmanager.podDisruptionBudget",
+            {"enabled": True, "minAvailable": "60%"},
+        ),
+    ),
+    Case(
         "platform-ha",
         "single-istiod",
         _set("istiod-1-30", "values.autoscaleMin", 1),
@@ -885,10 +902,15 @@ def test_messages_never_show_a_secret_value():
         _set("kube-prometheus-stack", "values.grafana.adminPassword", SECRET_PASSWORD),
         _set("kiali", "values.external_services.grafana.auth.token", "dop_v1_" + "c" * 64),
         _set("loki", "values.loki.storage.s3.endpoint", SECRET_URL),
+        _set("tempo", "repositoryOpts.repo", SECRET_URL),
     ):
         change(recs)
     findings = analyze(recs)
-    assert len([f for f in findings if f.policy == "no-plaintext-secrets"]) == 3
+    assert len([f for f in findings if f.policy == "no-plaintext-secrets"]) == 4
+    assert {f.policy for f in findings if f.urn == res(recs, "tempo")["urn"]} == {
+        "helm-chart-pinned",
+        "no-plaintext-secrets",
+    }
     for f in findings:
         for secret in (SECRET_PASSWORD, "hunter2-token", "c" * 64):
             assert secret not in f.message

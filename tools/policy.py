@@ -283,9 +283,14 @@ def analyze(
     stack: str,
     config: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
     svc: Any = None,
+    cache: dict[bytes, Any] | None = None,
 ) -> list[Finding]:
     """Every policy on `resources` (plan records: urn, type, name, parent, provider,
-    dependencies, protect, inputs) through the analyzer servicer, as the CLI drives it."""
+    dependencies, protect, inputs) through the analyzer servicer, as the CLI drives it.
+
+    `cache` (for callers analysing many variants of one plan) keeps each `Analyze` response
+    by request and config: a resource policy sees only its resource, so an unchanged resource
+    under unchanged config gets the same answer."""
     from pulumi.runtime import proto
 
     svc = svc or servicer()
@@ -302,6 +307,7 @@ def analyze(
         proto.AnalyzerStackConfigureRequest(stack=stack, project=project, dry_run=True), None
     )
     by_urn = {r["urn"]: r for r in resources}
+    fingerprint = json.dumps(config, sort_keys=True).encode() + stack.encode() + b"\0"
     findings: list[Finding] = []
 
     def collect(response: Any, default_urn: str) -> None:
@@ -320,7 +326,13 @@ def analyze(
         provider = _provider(r, by_urn)
         if provider is not None:
             request.provider.CopyFrom(provider)
-        collect(svc.Analyze(request, None), r["urn"])
+        if cache is None:
+            collect(svc.Analyze(request, None), r["urn"])
+            continue
+        key = fingerprint + request.SerializeToString(deterministic=True)
+        if key not in cache:
+            cache[key] = svc.Analyze(request, None)
+        collect(cache[key], r["urn"])
     stack_resources = []
     for r in resources:
         item = proto.AnalyzerResource(

@@ -3,8 +3,9 @@
 highly available where the stack's config enables `platform-ha` (production).
 
 Budgets are read the way the charts render them, chart defaults included (istiod's budget is
-`minAvailable: 1` unless set; cert-manager's, once enabled, too), and the way Kubernetes counts
-them (percentages round up). Budgets the program authors itself are matched to the
+`minAvailable: 1` unless set; cert-manager's, Flagger's, the load tester's and
+kube-prometheus-stack's Alertmanager and Prometheus budgets, once enabled, too), and the way
+Kubernetes counts them (percentages round up). Budgets the program authors itself are matched to the
 Deployments/StatefulSets they select and to their HorizontalPodAutoscaler's minimum.
 """
 
@@ -114,11 +115,42 @@ def _metrics_server(c: Chart) -> list[Budget]:
     return [_budget("metrics-server", _int(dig(c.values, "replicas"), 1), pdb, enabled, None)]
 
 
+def _enabled_budget(label: str, replicas: int, pdb: Any) -> Budget:
+    """Charts whose budget is `podDisruptionBudget: {enabled, minAvailable: 1 by default}`."""
+    enabled = dig(pdb, "enabled", default=False) is True
+    return _budget(label, replicas, pdb, enabled, 1)
+
+
+def _flagger(c: Chart) -> list[Budget]:
+    v = c.values
+    elected = dig(v, "leaderElection", "enabled", default=False) is True
+    replicas = _int(dig(v, "leaderElection", "replicaCount"), 1) if elected else 1
+    return [_enabled_budget("flagger", replicas, dig(v, "podDisruptionBudget", default={}))]
+
+
+def _loadtester(c: Chart) -> list[Budget]:
+    v = c.values
+    pdb = dig(v, "podDisruptionBudget", default={})
+    return [_enabled_budget("loadtester", _int(dig(v, "replicaCount"), 1), pdb)]
+
+
+def _kube_prometheus_stack(c: Chart) -> list[Budget]:
+    out = []
+    for label, spec in (("alertmanager", "alertmanagerSpec"), ("prometheus", "prometheusSpec")):
+        replicas = _int(dig(c.values, label, spec, "replicas"), 1)
+        pdb = dig(c.values, label, "podDisruptionBudget", default={})
+        out.append(_enabled_budget(label, replicas, pdb))
+    return out
+
+
 CHART_BUDGETS = {
     "istiod": _istiod,
     "gateway": _gateway,
     "cert-manager": _cert_manager,
     "metrics-server": _metrics_server,
+    "flagger": _flagger,
+    "loadtester": _loadtester,
+    "kube-prometheus-stack": _kube_prometheus_stack,
 }
 
 WHY_DRAIN = (
@@ -127,11 +159,16 @@ WHY_DRAIN = (
 )
 
 
+def _shown(value: Any) -> str:
+    found = number(value)
+    return str(found if found is not None else value)
+
+
 def _drain_message(subject: str, b: Budget) -> str:
     budget = (
-        f"maxUnavailable {b.max_unavailable}"
+        f"maxUnavailable {_shown(b.max_unavailable)}"
         if b.max_unavailable is not None
-        else f"minAvailable {b.min_available}"
+        else f"minAvailable {_shown(b.min_available)}"
     )
     return message(
         f"{subject}: the disruption budget ({budget}) allows no eviction at "

@@ -48,6 +48,11 @@ def _repo(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _without_credentials(url: str) -> str:
+    """A repository URL fit for a message: no `user:password@`, no query."""
+    return re.sub(r"//[^/@]*@", "//", url).split("?", 1)[0]
+
+
 def allowed_repositories(config: Mapping[str, Any]) -> set[str]:
     extra = [str(r) for r in config.get("extraRepositories") or []]
     return {_repo(p.repository) for p in PINS} | {_repo(r) for r in extra}
@@ -59,6 +64,7 @@ def check_chart(resource: Any, config: Mapping[str, Any]) -> Iterator[str]:
         return
     repo = _repo(c.repository) or (c.chart_ref if c.chart_ref.startswith("oci://") else "")
     subject = c.where()
+    shown = _without_credentials(repo)
     if not _EXACT.match(c.version):
         yield message(
             f"{subject} is not pinned to an exact version ({c.version or 'no version'})",
@@ -68,7 +74,7 @@ def check_chart(resource: Any, config: Mapping[str, Any]) -> Iterator[str]:
         )
     if repo not in allowed_repositories(config):
         yield message(
-            f"{subject} comes from {repo or 'no repository (a local path or a repo alias)'}, "
+            f"{subject} comes from {shown or 'no repository (a local path or a repo alias)'}, "
             "not an allowed repository",
             "charts run with cluster-admin rights; only the official repositories recorded "
             "in `components/base/pins.py` are trusted.",
