@@ -99,6 +99,13 @@ def test_docs_list_every_policy():
 # --- __main__.py: imports cleanly, serves when run -------------------------------------------
 
 
+def test_main_imports_in_process_and_builds_nothing():
+    import importlib
+
+    module = importlib.import_module("policies.__main__")
+    assert module.__name__ == "policies.__main__" and callable(module.pack_arguments)
+
+
 def test_main_imports_without_starting_a_server():
     probe = (
         "import time, pulumi_policy.policy as p\n"
