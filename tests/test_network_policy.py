@@ -103,7 +103,11 @@ STRANGER = Pod("other", (("app", "x"),))
 
 
 def committed(stack: str) -> list[dict[str, Any]]:
-    return [r.inputs for r in stack_run(stack).of_type(NP)]
+    """The security layer's NetworkPolicies (the traffic layer fences Flagger's load tester
+    in its own namespace: components/traffic/flagger.py)."""
+    run = stack_run(stack)
+    (layer,) = run.of_type("service-mesh:security:MeshSecurity")
+    return [r.inputs for r in run.children(layer) if r.type == NP]
 
 
 @pytest.mark.parametrize("stack", STACKS)

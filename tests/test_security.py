@@ -20,6 +20,7 @@ from components.security.egress import (
     egress_objects,
 )
 from components.security.objects import security_objects
+from components.traffic.names import LOADTESTER_PRINCIPAL
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import validate_istio, validate_k8s
 from tests.test_mesh_ca import istiod_release, parsed
@@ -85,18 +86,24 @@ def test_allow_policies_only_for_the_declared_graph(stack):
         for s in declared(stack)
         if s.get("callers") or s.get("ingress")
     }
+    # A canaried service's Flagger-generated primary gets the same policy (docs/traffic.md).
+    canaried = [s for s in declared(stack) if (s.get("traffic") or {}).get("canary") is not None]
+    expected |= {(s["namespace"], f"allow-{s['name']}-primary") for s in canaried}
     gateway_hosts = [h for h in external_hosts(stack) if h.get("egressGateway")]
     if gateway_hosts:
         expected.add((mesh.EGRESS_NAMESPACE, GATEWAY_POLICY))
+    policies = [r for r in security_children(run) if r.type == AP]
     got = {
         (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
-        for r in run.of_type(AP)
+        for r in policies
         if r.inputs["metadata"]["name"] != "allow-nothing"
     }
     assert got == expected
     principals = {mesh.principal(s["namespace"], s["serviceAccount"]) for s in declared(stack)}
     principals.add(mesh.INGRESS_PRINCIPAL)
-    for r in run.of_type(AP):
+    if canaried:
+        principals.add(LOADTESTER_PRINCIPAL)  # the canaries' load test
+    for r in policies:
         rules = r.inputs["spec"].get("rules", [])
         if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (
             mesh.EGRESS_NAMESPACE,

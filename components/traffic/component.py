@@ -3,8 +3,9 @@ and Sidecars from the service graph, and for canaried services Flagger, its load
 SLO MetricTemplates and the Canaries.
 
 Ordering in the graph: Istio objects after their namespace and the Istio CRDs and webhook;
-Flagger after kube-prometheus-stack (its ServiceMonitor's CRD); the load tester after istiod
-(its pods are injected) and the policies that admit Flagger's webhook calls; MetricTemplates
+Flagger after kube-prometheus-stack (its ServiceMonitor's CRD); Flagger and the load tester
+after istiod (their pods are injected), their Sidecars and the policies of the webhook calls;
+MetricTemplates
 and Canaries after Flagger's chart (its CRDs), and a Canary also after the load tester and the
 mesh's policies (`policies_ready`), which admit the `-primary` workload Flagger creates.
 
@@ -74,15 +75,16 @@ class TrafficManagement(pulumi.ComponentResource):
     def _flagger(self, args: TrafficManagementArgs, built: Any) -> None:
         meta = built.flagger_namespace["metadata"]
         ns = k8s.core.v1.Namespace(f"ns-{meta['name']}", metadata=meta, opts=self._opts([]))
+        webhook = [self._register(o, [ns, *args.crds_ready]) for o in built.flagger_istio]
+        network = [self._register(o, [ns]) for o in built.flagger_network]
+        # Both charts' pods are injected: after istiod, and after their Sidecars and policies.
         self.flagger = chart(
             names.FLAGGER_RELEASE,
             pins.FLAGGER,
             names.FLAGGER_NAMESPACE,
             built.flagger_values,
-            self._opts([ns, *args.prometheus]),
+            self._opts([ns, *args.prometheus, *args.crds_ready, *webhook]),
         )
-        webhook = [self._register(o, [ns, *args.crds_ready]) for o in built.flagger_istio]
-        network = [self._register(o, [ns]) for o in built.flagger_network]
         self.loadtester = chart(
             names.LOADTESTER_RELEASE,
             pins.FLAGGER_LOADTESTER,

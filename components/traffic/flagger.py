@@ -1,19 +1,21 @@
 """Flagger and its load tester, in their own namespace `flagger`: chart values and the policies
 the namespace needs (it is not in the graph, so the security layer does not fence it).
 
-Why this shape: Flagger (controller) must reach the Kubernetes API and Prometheus and runs
-without a sidecar; the load tester must send mTLS requests with an identity the canaried
-services' authorization admits, so its pods alone are injected, by their own `istio.io/rev`
-label (the namespace carries none: it is not a mesh namespace, and the isolation policy's
-namespace-wide default deny would cut Flagger off the API). Flagger then calls the load
-tester's webhook in plaintext (flagger#239 under STRICT mTLS): only that port accepts plaintext
-(port-level PERMISSIVE), only for POSTs (authorization), and only from Flagger's pods
-(NetworkPolicy). The load tester may reach only DNS, istiod, Tempo and the canaried services'
-ports. Flagger's CRDs come with its chart. Pure: no Pulumi.
+Why this shape: the load tester must send mTLS requests with an identity the canaried services'
+authorization admits, and Flagger must call the load tester's webhook, which under STRICT mTLS
+a proxy-less Flagger cannot (flagger#239; the other way out, a PERMISSIVE port, is plaintext).
+So both run with sidecars, injected by their pods' own `istio.io/rev` label: the namespace
+carries none, it is not a mesh namespace, because a namespace-wide default deny would cut
+Flagger off the Kubernetes API. The webhook admits Flagger's identity only, for POSTs only,
+and only from Flagger's pods (NetworkPolicy); the load tester may reach only DNS, istiod, Tempo
+and the canaried services' ports. Flagger's sidecar starts before it (it calls the API at
+once) and leaves its metrics port to Prometheus, which has no sidecar. Flagger's CRDs come
+with its chart. Pure: no Pulumi.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from components.base import manifests, mesh
@@ -29,7 +31,7 @@ from components.traffic.config import ControllerConfig
 NS = names.FLAGGER_NAMESPACE
 
 
-def flagger_values(flagger: ControllerConfig) -> dict[str, Any]:
+def flagger_values(flagger: ControllerConfig, revision_tag: str) -> dict[str, Any]:
     """Istio mesh provider, kube-prometheus-stack's Prometheus, HA: leader election and a
     disruption budget once there is a standby (a budget over one pod would block drains)."""
     return {
@@ -38,8 +40,11 @@ def flagger_values(flagger: ControllerConfig) -> dict[str, Any]:
         "leaderElection": {"enabled": True, "replicaCount": flagger.replicas},
         "podDisruptionBudget": {"enabled": flagger.replicas > 1, "minAvailable": 1},
         "resources": flagger.resources.helm(),
-        # Never injected, even if the namespace were labelled for it.
-        "podLabels": {"sidecar.istio.io/inject": "false"},
+        "podLabels": {mesh.REVISION_LABEL: revision_tag},
+        "podAnnotations": {
+            "proxy.istio.io/config": json.dumps({"holdApplicationUntilProxyStarts": True}),
+            "traffic.sidecar.istio.io/excludeInboundPorts": str(names.FLAGGER_METRICS_PORT),
+        },
         "serviceMonitor": {"enabled": True},
     }
 
@@ -67,29 +72,28 @@ def _security(kind: str, name: str, spec: dict[str, Any], component: str) -> dic
 
 
 def webhook_objects() -> list[dict[str, Any]]:
-    """Plaintext on the load tester's port only, for Flagger's POSTs only."""
-    selector = {"matchLabels": dict(names.LOADTESTER_LABELS)}
-    port = str(names.LOADTESTER_PORT)
+    """Default deny in the namespace; the load tester's webhook for Flagger's POSTs only."""
     return [
-        _security(
-            "PeerAuthentication",
-            "loadtester-webhook",
-            {"selector": selector, "portLevelMtls": {port: {"mode": "PERMISSIVE"}}},
-            "mtls",
-        ),
         _security("AuthorizationPolicy", "allow-nothing", {}, "authorization"),
         _security(
             "AuthorizationPolicy",
             "allow-flagger-webhooks",
             {
-                "selector": selector,
+                "selector": {"matchLabels": dict(names.LOADTESTER_LABELS)},
                 "action": "ALLOW",
                 "rules": [
                     {
-                        "from": [{"source": {"notPrincipals": ["*"]}}],
+                        "from": [{"source": {"principals": [names.FLAGGER_PRINCIPAL]}}],
                         "to": [
-                            {"operation": {"ports": [port], "methods": ["POST"], "paths": ["/"]}}
+                            {
+                                "operation": {
+                                    "ports": [str(names.LOADTESTER_PORT)],
+                                    "methods": ["POST"],
+                                    "paths": ["/"],
+                                }
+                            }
                         ],
+                        "when": [{"key": "source.namespace", "values": [NS]}],
                     }
                 ],
             },

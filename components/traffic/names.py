@@ -19,6 +19,9 @@ from components.graph.model import MeshService
 FLAGGER_NAMESPACE = "flagger"
 FLAGGER_RELEASE = "flagger"  # the chart's fullname is the release name
 FLAGGER_POD_LABELS = {"app.kubernetes.io/name": "flagger"}
+FLAGGER_SERVICE_ACCOUNT = FLAGGER_RELEASE  # serviceAccount.create: named by the fullname
+FLAGGER_PRINCIPAL = mesh.principal(FLAGGER_NAMESPACE, FLAGGER_SERVICE_ACCOUNT)
+FLAGGER_METRICS_PORT = 8080  # /metrics, scraped through the chart's ServiceMonitor
 LOADTESTER_RELEASE = "flagger-loadtester"  # contains the chart name: its fullname
 LOADTESTER_SERVICE_ACCOUNT = LOADTESTER_RELEASE  # rbac.create: the chart's own account
 LOADTESTER_LABELS = {"app": "loadtester"}  # the chart's pod selector

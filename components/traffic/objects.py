@@ -54,7 +54,7 @@ def traffic_objects(
     return TrafficObjects(
         routing=mesh_objects,
         flagger_namespace=flagger.flagger_namespace(),
-        flagger_values=flagger.flagger_values(traffic.flagger),
+        flagger_values=flagger.flagger_values(traffic.flagger, revision_tag),
         loadtester_values=flagger.loadtester_values(traffic.loadtester, revision_tag),
         flagger_istio=flagger.webhook_objects() + sidecars.flagger_sidecars(graph),
         flagger_network=flagger.loadtester_network_policies(graph),

@@ -46,10 +46,10 @@ RETRY_ON_TOKENS: tuple[str, ...] = (
 # Keys old examples use that Istio does not have (or deprecated), and what to write instead.
 SEED_MISTAKES: dict[str, str] = {
     "circuitBreaker": (
-        "is not an Istio field: circuit breaking is `connectionPool` (limits: maxConnections, "
-        "http1MaxPendingRequests, http2MaxRequests, maxRetries) together with "
-        "`outlierDetection` (ejection: consecutive5xxErrors, interval, baseEjectionTime, "
-        "maxEjectionPercent)"
+        "is not an Istio field: use connectionPool (limits: maxConnections, "
+        "http1MaxPendingRequests, http2MaxRequests, maxRetries) and outlierDetection "
+        "(ejection: consecutive5xxErrors, interval, baseEjectionTime, maxEjectionPercent) "
+        "instead, which together are Istio's circuit breaking"
     ),
     "consecutiveErrors": (
         "is deprecated in Istio and ignored once consecutive5xxErrors is set: use "

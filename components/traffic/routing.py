@@ -196,7 +196,8 @@ def public_virtual_services(
             base = f"{svc.name}-{manifests.slug(path.strip('/')) or 'root'}"
             routes = _routes(svc)
             if not routes:
-                http.append(http_route(svc, None, defaults, path_matches(path), port, base))
+                matches = [{"uri": uri} for uri in path_matches(path)]
+                http.append(http_route(svc, None, defaults, matches, port, base))
                 continue
             all_routes += routes
             for j, r in enumerate(routes):

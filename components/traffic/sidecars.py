@@ -21,12 +21,14 @@ from typing import Any
 from components.base import manifests, mesh
 from components.graph.checks import ServiceGraph
 from components.graph.model import MeshService
+from components.observability.metrics import KPS_RELEASE
 from components.observability.tracing import TEMPO_HOST
 from components.security.egress import GATEWAY_HOST
 from components.traffic import names
 
 NETWORKING_API = "networking.istio.io/v1"
 KUBE_DNS_HOST = names.fqdn("kube-dns", mesh.DNS_NAMESPACE)
+PROMETHEUS_HOST = names.fqdn(f"{KPS_RELEASE}-prometheus", mesh.MONITORING_NAMESPACE)
 PLATFORM_EGRESS: tuple[str, ...] = (
     f"{mesh.ROOT_NAMESPACE}/*",
     f"{mesh.DNS_NAMESPACE}/{KUBE_DNS_HOST}",
@@ -45,9 +47,9 @@ PLATFORM_SERVICES: tuple[tuple[str, str], ...] = (
     *(
         (mesh.MONITORING_NAMESPACE, names.fqdn(n, mesh.MONITORING_NAMESPACE))
         for n in (
-            "kube-prometheus-stack-prometheus",
-            "kube-prometheus-stack-alertmanager",
-            "kube-prometheus-stack-grafana",
+            f"{KPS_RELEASE}-prometheus",
+            f"{KPS_RELEASE}-alertmanager",
+            f"{KPS_RELEASE}-grafana",
             "loki",
             "kiali",
         )
@@ -112,10 +114,18 @@ def mesh_sidecars(graph: ServiceGraph) -> list[dict[str, Any]]:
 
 
 def flagger_sidecars(graph: ServiceGraph) -> list[dict[str, Any]]:
-    """In the Flagger namespace: the load tester sees the canaried services' hosts."""
+    """In the Flagger namespace: Flagger sees the API, Prometheus and the load tester; the
+    load tester sees the canaried services' hosts."""
     ns = names.FLAGGER_NAMESPACE
+    controller = [
+        *PLATFORM_EGRESS,
+        f"{mesh.API_NAMESPACE}/{names.fqdn('kubernetes', mesh.API_NAMESPACE)}",
+        f"{mesh.MONITORING_NAMESPACE}/{PROMETHEUS_HOST}",
+        f"{ns}/{names.fqdn(names.LOADTESTER_RELEASE, ns)}",
+    ]
     return [
         _sidecar("default", ns, PLATFORM_EGRESS, None),
+        _sidecar("flagger", ns, controller, names.FLAGGER_POD_LABELS),
         _sidecar(
             "loadtester",
             ns,
