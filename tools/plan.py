@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from tools.cost import plan_lines
 from tools.engine import ROOT, Resource, Run, StackFileError, run_stack
+from tools.review_diff import digests_text
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 _NOT_MANIFESTS = ("kubernetes:helm.sh/", "kubernetes:yaml/")
@@ -103,6 +105,8 @@ def render(run: Run) -> dict[str, str]:
         )
         + "\n",
         "outputs.json": json.dumps(outputs_document(run), indent=2) + "\n",
+        # Lets tools.review say that a [secret] changed without showing it.
+        "digests.json": digests_text(run.resources),
     }
     for r in run.resources:
         if is_manifest(r):
@@ -399,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(summary(run))
+    # Monthly cost and capacity (tools/cost.py); a platform that does not fit its minimum
+    # node pools is refused.
+    lines, fits = plan_lines(r.to_json() for r in run.resources)
+    print("\n".join(lines))
     print(f"wrote {out}")
-    return 0
+    return 0 if fits else 1
 
 
 if __name__ == "__main__":

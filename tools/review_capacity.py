@@ -1,0 +1,322 @@
+"""Capacity check: do the platform's pods (the charts and their values in the plan) fit the
+allocatable CPU and memory of the node pools at their *minimum* size? A plan that does not fit
+is refused (`tools.plan` and `tools.review` exit 1): pods would stay Pending until the
+autoscaler adds nodes, and the system pool does not autoscale at all.
+
+Each chart's pods are described once (`POD_GROUPS`): where its values hold the replica count,
+the HPA minimum, the requests, the nodeSelector and the tolerations. A pod goes to the pools
+whose labels its nodeSelector matches and whose taints it tolerates; a DaemonSet runs one pod
+on every such node. Requests the program does not set are the chart's default where known
+(istiod, gateway, metrics-server: their values.yaml), otherwise not counted and listed, since
+the scheduler would not count them either. Allocatable per node size comes from
+`tools/data/prices.json`. Pure: no Pulumi import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tools.cost import HELM, Pool, bytes_of, cpu_milli, get, pools, prices
+
+
+@dataclass(frozen=True)
+class PodGroup:
+    """One Deployment/StatefulSet/DaemonSet of a chart, as paths into its values."""
+
+    what: str
+    prefix: str = ""  # values path of the component ("" = top level)
+    replicas: str = "replicaCount"
+    default_replicas: int = 1
+    hpa_enabled: str | None = None  # path of the HPA switch; its min replaces replicas
+    hpa_enabled_default: bool = False
+    hpa_min: str | None = None
+    resources: str = "resources"
+    default_requests: tuple[str, str] | None = None  # (cpu, memory) from the chart's values.yaml
+    node_selector: tuple[str, ...] = ("nodeSelector",)
+    tolerations: tuple[str, ...] = ("tolerations",)
+    daemonset: bool = False
+    enabled: str | None = None
+    enabled_default: bool = True
+    tolerates_all: bool = False  # the chart's default tolerations accept every NoSchedule taint
+
+
+_GLOBAL_SELECTOR = ("nodeSelector", "global.nodeSelector")
+
+POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
+    "istiod": (
+        PodGroup(
+            "istiod",
+            hpa_enabled="autoscaleEnabled",
+            hpa_enabled_default=True,
+            hpa_min="autoscaleMin",
+            default_requests=("500m", "2048Mi"),
+        ),
+    ),
+    "gateway": (
+        PodGroup(
+            "gateway",
+            hpa_enabled="autoscaling.enabled",
+            hpa_enabled_default=True,
+            hpa_min="autoscaling.minReplicas",
+            default_requests=("100m", "128Mi"),
+        ),
+    ),
+    "base": (),
+    "metrics-server": (
+        PodGroup("metrics-server", replicas="replicas", default_requests=("100m", "200Mi")),
+    ),
+    "cert-manager": (
+        PodGroup("cert-manager", node_selector=_GLOBAL_SELECTOR),
+        PodGroup("cert-manager webhook", "webhook", node_selector=_GLOBAL_SELECTOR),
+        PodGroup(
+            "cert-manager cainjector",
+            "cainjector",
+            node_selector=_GLOBAL_SELECTOR,
+            enabled="cainjector.enabled",
+        ),
+    ),
+    "kube-prometheus-stack": (
+        PodGroup("prometheus", "prometheus.prometheusSpec", replicas="replicas"),
+        PodGroup("alertmanager", "alertmanager.alertmanagerSpec", replicas="replicas"),
+        PodGroup("grafana", "grafana", replicas="replicas", enabled="grafana.enabled"),
+        PodGroup("prometheus-operator", "prometheusOperator", replicas=""),
+        PodGroup("kube-state-metrics", "kube-state-metrics", replicas="replicas"),
+        PodGroup(
+            "node-exporter",
+            "prometheus-node-exporter",
+            daemonset=True,
+            tolerates_all=True,
+            enabled="nodeExporter.enabled",
+        ),
+    ),
+    "loki": (
+        PodGroup("loki", "singleBinary", replicas="replicas", default_replicas=0),
+        PodGroup("loki gateway", "gateway", replicas="replicas", enabled="gateway.enabled"),
+    ),
+    "tempo": (PodGroup("tempo", replicas="replicas"),),
+    "kiali-server": (
+        PodGroup(
+            "kiali",
+            "deployment",
+            replicas="replicas",
+            node_selector=("node_selector",),
+        ),
+    ),
+    "opentelemetry-collector": (PodGroup("log collector", daemonset=True),),
+    "flagger": (PodGroup("flagger"),),
+    "loadtester": (PodGroup("flagger load tester"),),
+}
+
+
+@dataclass(frozen=True)
+class Pods:
+    what: str
+    chart: str
+    replicas: int  # per node for a DaemonSet
+    cpu: int | None  # millicores per pod; None = not set
+    memory: int | None  # bytes per pod
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, Any], ...]
+    daemonset: bool
+    tolerates_all: bool
+    defaulted: bool = False
+
+
+def _at(values: Mapping[str, Any], prefix: str, path: str) -> Any:
+    return get(values, f"{prefix}.{path}" if prefix else path)
+
+
+def chart_pods(chart: str, values: Mapping[str, Any]) -> list[Pods] | None:
+    """The pods one chart release runs (None: the chart is not described in POD_GROUPS)."""
+    groups = POD_GROUPS.get(chart)
+    if groups is None:
+        return None
+    out = []
+    for g in groups:
+        on = get(values, g.enabled) if g.enabled else None
+        if (on if on is not None else g.enabled_default) is False:
+            continue
+        replicas = _at(values, g.prefix, g.replicas) if g.replicas else None
+        replicas = int(replicas if replicas is not None else g.default_replicas)
+        if g.hpa_enabled:
+            hpa = _at(values, g.prefix, g.hpa_enabled)
+            if (hpa if hpa is not None else g.hpa_enabled_default) and g.hpa_min:
+                low = _at(values, g.prefix, g.hpa_min)
+                replicas = int(low) if low is not None else replicas
+        if replicas <= 0 and not g.daemonset:
+            continue
+        requests = _at(values, g.prefix, g.resources) or {}
+        requests = requests.get("requests") if isinstance(requests, Mapping) else None
+        defaulted = False
+        if not requests and g.default_requests:
+            cpu, memory = g.default_requests
+            requests, defaulted = {"cpu": cpu, "memory": memory}, True
+        requests = requests or {}
+        selector: dict[str, str] = {}
+        for path in g.node_selector:
+            found = get(values, path) if path.startswith("global.") else _at(values, g.prefix, path)
+            if isinstance(found, Mapping) and found:
+                selector = dict(found)
+                break
+        tolerations: list[Mapping[str, Any]] = []
+        for path in g.tolerations:
+            found = _at(values, g.prefix, path)
+            if isinstance(found, list):
+                tolerations += [t for t in found if isinstance(t, Mapping)]
+        out.append(
+            Pods(
+                g.what,
+                chart,
+                1 if g.daemonset else replicas,
+                cpu_milli(requests["cpu"]) if "cpu" in requests else None,
+                bytes_of(requests["memory"]) if "memory" in requests else None,
+                selector,
+                tuple(tolerations),
+                g.daemonset,
+                g.tolerates_all,
+                defaulted,
+            )
+        )
+    return out
+
+
+def _tolerates(pods: Pods, taint: Mapping[str, Any]) -> bool:
+    if pods.tolerates_all and taint.get("effect") in ("NoSchedule", "PreferNoSchedule"):
+        return True
+    for t in pods.tolerations:
+        if t.get("effect") not in (None, "", taint.get("effect")):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint.get("key")):
+            return True
+        if t.get("key") == taint.get("key") and str(t.get("value")) == str(taint.get("value")):
+            return True
+    return False
+
+
+def fits_pool(pods: Pods, pool: Pool) -> bool:
+    labels_ok = all(pool.labels.get(k) == v for k, v in pods.node_selector.items())
+    return labels_ok and all(_tolerates(pods, t) for t in pool.taints)
+
+
+@dataclass
+class PoolLoad:
+    pool: Pool
+    cpu_allocatable: int  # millicores, all minimum nodes
+    memory_allocatable: int  # bytes
+    node_cpu: int
+    node_memory: int
+    cpu: int = 0
+    memory: int = 0
+    pods: list[str] = field(default_factory=list)
+    oversized: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return (
+            self.cpu <= self.cpu_allocatable
+            and self.memory <= self.memory_allocatable
+            and not self.oversized
+        )
+
+
+@dataclass
+class Capacity:
+    pools: list[PoolLoad] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)  # no pool takes them
+    unmodelled: list[str] = field(default_factory=list)  # charts POD_GROUPS does not describe
+    no_requests: list[str] = field(default_factory=list)
+    unknown_sizes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return not self.unplaced and not self.unknown_sizes and all(p.fits for p in self.pools)
+
+
+def allocatable(size: str) -> tuple[int, int] | None:
+    """(millicores, bytes) a DOKS node of `size` offers pods, or None for an unknown size."""
+    table = prices()
+    spec = table["droplets"].get(size)
+    if spec is None:
+        return None
+    memory = table["allocatableMemoryGiB"].get(f"{spec['memoryGiB']:g}")
+    if memory is None:
+        return None
+    managed = table["managedPodsPerNode"]
+    cpu = spec["vcpus"] * 1000 - table["allocatableCpuReservedMilli"] - managed["cpuMilli"]
+    return cpu, round(memory * 2**30) - managed["memoryMi"] * 2**20
+
+
+def capacity(resources: Iterable[Mapping[str, Any]]) -> Capacity:
+    resources = list(resources)
+    check = Capacity()
+    for pool in pools(resources):
+        node = allocatable(pool.size)
+        if node is None:
+            check.unknown_sizes.append(f"{pool.name}: no allocatable figure for {pool.size}")
+            continue
+        n = pool.min_nodes
+        check.pools.append(PoolLoad(pool, node[0] * n, node[1] * n, node[0], node[1]))
+    all_pods: list[Pods] = []
+    for r in resources:
+        if r["type"] in HELM:
+            chart = str(r["inputs"].get("chart"))
+            found = chart_pods(chart, r["inputs"].get("values") or {})
+            if found is None:
+                check.unmodelled.append(f"{chart} ({r['name']})")
+            else:
+                all_pods += found
+    for pods in all_pods:
+        label = f"{pods.what} x{pods.replicas}" + (" per node" if pods.daemonset else "")
+        if pods.cpu is None and pods.memory is None:
+            check.no_requests.append(label)
+        targets = [p for p in check.pools if fits_pool(pods, p.pool)]
+        if not targets:
+            check.unplaced.append(f"{label}: no pool matches {dict(pods.node_selector) or '{}'}")
+            continue
+        cpu, memory = pods.cpu or 0, pods.memory or 0
+        if pods.daemonset:
+            for load in targets:
+                load.cpu += cpu * load.pool.min_nodes
+                load.memory += memory * load.pool.min_nodes
+                load.pods.append(f"{pods.what} x{load.pool.min_nodes}")
+            continue
+        # Pods that may run on several pools go where the most memory is left.
+        load = max(targets, key=lambda p: (p.memory_allocatable - p.memory, p.pool.default))
+        load.cpu += cpu * pods.replicas
+        load.memory += memory * pods.replicas
+        load.pods.append(f"{pods.what} x{pods.replicas}")
+        if cpu > load.node_cpu or memory > load.node_memory:
+            load.oversized.append(f"{pods.what} requests more than one {load.pool.size} node")
+    return check
+
+
+def _gib(value: int) -> str:
+    return f"{value / 2**30:.1f} GiB"
+
+
+def capacity_lines(check: Capacity, indent: str = "  ") -> list[str]:
+    verdict = "fits" if check.fits else "DOES NOT FIT: refused"
+    lines = [
+        "capacity (platform pods' requests vs allocatable of the pools at minimum nodes, "
+        f"tools/data/prices.json): {verdict}"
+    ]
+    for p in check.pools:
+        mark = "" if p.fits else "  << over"
+        lines.append(
+            f"{indent}{p.pool.name} ({p.pool.min_nodes} x {p.pool.size}): CPU {p.cpu}m of "
+            f"{p.cpu_allocatable}m, memory {_gib(p.memory)} of {_gib(p.memory_allocatable)}"
+            f"{mark}"
+        )
+        lines += [f"{indent}  {o}" for o in p.oversized]
+    lines += [f"{indent}unschedulable: {u}" for u in check.unplaced]
+    lines += [f"{indent}unknown size: {u}" for u in check.unknown_sizes]
+    if check.unmodelled:
+        lines.append(f"{indent}charts not modelled: {', '.join(check.unmodelled)}")
+    if check.no_requests:
+        lines.append(
+            f"{indent}no requests set (not counted, nor by the scheduler): "
+            f"{', '.join(check.no_requests)}"
+        )
+    return lines

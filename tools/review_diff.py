@@ -1,0 +1,436 @@
+"""The diff of two offline plans (`tools.plan` folders): what `pulumi up` would create, update,
+replace or delete, per resource and per property, with protected resources that would be
+replaced or deleted marked as blockers.
+
+Why offline: a cloud preview needs credentials (so never runs for a fork) and the PR comment of
+pulumi/actions is cut at 64,000 characters; the plan folders are deterministic, so the same
+program at two commits diffs exactly. Replacements come from the replace-forcing table
+(`tools/review_replace.py`) and propagate the way a real preview shows them: an input that takes
+the id of a replaced resource becomes unknown, so a replace-forcing input replaces its resource
+too, and every resource of a replaced provider is replaced.
+
+Secrets stay masked (`[secret]`); whether one changed is told from `digests.json`, which
+`tools.plan` writes beside `resources.json`: sha256 of each resource's inputs as sent (secrets
+included) and, where the engine keeps the wire inputs, of each secret value. The offline engine
+only ever holds placeholders or values derived from them, never a real secret. Pure: no Pulumi.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools import review_replace
+
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+DIGESTS = "digests.json"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # the wire's signature key (tools/engine.py)
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_TOKEN_MIN = 10  # an invented value shorter than this is not searched for in other inputs
+
+
+class PlanError(Exception):
+    """A folder that is not a readable plan; the message says what to pass instead."""
+
+
+# --- digests (written by tools.plan) ----------------------------------------------------------
+
+
+def _secret_digests(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            text = json.dumps(value.get("value"), sort_keys=True)
+            yield path, hashlib.sha256(text.encode()).hexdigest()
+            return
+        for k, v in value.items():
+            yield from _secret_digests(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _secret_digests(v, f"{path}[{i}]")
+
+
+def digests_document(resources: Iterable[Any]) -> dict[str, Any]:
+    """`digests.json` for a run's resources: per URN the sha256 of its inputs as sent and, when
+    the engine kept the wire inputs, of each secret value by property path."""
+    out: dict[str, Any] = {}
+    for r in sorted(resources, key=lambda r: r.urn):
+        entry: dict[str, Any] = {"inputs": r.inputs_digest}
+        wire = getattr(r, "wire_inputs", None)
+        if wire:
+            entry["secrets"] = dict(_secret_digests(wire))
+        out[r.urn] = entry
+    return {
+        "_note": "sha256 of each resource's inputs as sent, and of each secret value: lets the "
+        "review say that a [secret] changed without showing it (offline values only)",
+        "resources": out,
+    }
+
+
+def digests_text(resources: Iterable[Any]) -> str:
+    return json.dumps(digests_document(resources), indent=2, sort_keys=True) + "\n"
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """One plan folder's resources by URN, and its digests (None for a plan written before
+    digests existed)."""
+
+    stack: str
+    resources: dict[str, dict[str, Any]]
+    digests: dict[str, dict[str, Any]] | None
+    label: str = ""
+
+
+def stack_of(urn: str) -> str:
+    return urn.split("::")[0].removeprefix("urn:pulumi:")
+
+
+def load_plan(directory: Path, label: str = "") -> Plan:
+    """Read `resources.json` (and `digests.json` when present) of a `tools.plan` folder."""
+    path = directory / "resources.json"
+    if not directory.is_dir():
+        raise PlanError(f"{directory}: no such directory (a folder written by tools.plan)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(
+            f"{directory}: no resources.json; write a plan with "
+            f"`python -m tools.plan STACK --out {directory}`"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise PlanError(f"{path}: not a plan's resources.json ({error})") from None
+    if not isinstance(data, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("urn"), str) and isinstance(r.get("inputs"), dict)
+        for r in data
+    ):
+        raise PlanError(f"{path}: expected a list of resources with urn and inputs (tools.plan)")
+    stacks = sorted({stack_of(r["urn"]) for r in data})
+    if len(stacks) > 1:
+        raise PlanError(f"{path}: resources of several stacks ({', '.join(stacks)})")
+    digests = None
+    try:
+        doc = json.loads((directory / DIGESTS).read_text(encoding="utf-8"))
+        digests = doc.get("resources") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        digests = None
+    return Plan(
+        stacks[0] if stacks else "",
+        {r["urn"]: r for r in data},
+        digests if isinstance(digests, dict) else None,
+        label or str(directory),
+    )
+
+
+def empty_plan(stack: str, label: str) -> Plan:
+    """The base of a stack that does not exist yet: everything is created."""
+    return Plan(stack, {}, {}, label)
+
+
+# --- property diffs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    """One property that differs: kind added | removed | changed | secret (a [secret] whose
+    value changed) | secret? (a [secret] that may have changed: no digest tells)."""
+
+    path: str
+    kind: str
+    old: Any = None
+    new: Any = None
+    replaces: bool = False
+    reason: str = ""
+
+
+def _keyed(items: list[Any]) -> dict[str, Any] | None:
+    """A list of objects each with a unique `name`, keyed by it (ports, containers, rules)."""
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+        return None
+    keyed = {i["name"]: i for i in items}
+    return keyed if len(keyed) == len(items) else None
+
+
+def property_changes(old: Any, new: Any, path: str = "") -> list[Change]:
+    """Leaf-level differences between two input trees."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[Change] = []
+        for k in sorted(set(old) | set(new)):
+            sub = f"{path}.{k}" if path else k
+            if k not in old:
+                out.append(Change(sub, "added", None, new[k]))
+            elif k not in new:
+                out.append(Change(sub, "removed", old[k], None))
+            else:
+                out += property_changes(old[k], new[k], sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        ko, kn = _keyed(old), _keyed(new)
+        if ko is not None and kn is not None:
+            return property_changes(ko, kn, path)
+        out = []
+        for i in range(max(len(old), len(new))):
+            sub = f"{path}[{i}]"
+            if i >= len(old):
+                out.append(Change(sub, "added", None, new[i]))
+            elif i >= len(new):
+                out.append(Change(sub, "removed", old[i], None))
+            else:
+                out += property_changes(old[i], new[i], sub)
+        return out
+    return [Change(path, "changed", old, new)]
+
+
+def _secret_paths(value: Any, path: str = "") -> Iterator[str]:
+    if value == SECRET:
+        yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _secret_paths(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _secret_paths(v, f"{path}[{i}]")
+
+
+def secret_changes(
+    urn: str, old_inputs: dict[str, Any], new_inputs: dict[str, Any], old: Plan, new: Plan
+) -> list[Change]:
+    """[secret] values present in both plans at the same path, and whether each changed."""
+    both = sorted(set(_secret_paths(old_inputs)) & set(_secret_paths(new_inputs)))
+    if not both:
+        return []
+    od = (old.digests or {}).get(urn) if old.digests is not None else None
+    nd = (new.digests or {}).get(urn) if new.digests is not None else None
+    if od is None or nd is None:
+        why = "no digests.json in the " + ("base" if od is None else "new") + " plan"
+        return [Change(p, "secret?", SECRET, SECRET, reason=why) for p in both]
+    os_, ns = od.get("secrets"), nd.get("secrets")
+    if isinstance(os_, dict) and isinstance(ns, dict):
+        return [
+            Change(p, "secret", SECRET, SECRET)
+            for p in both
+            if os_.get(p) is not None and os_.get(p) != ns.get(p)
+        ]
+    if od.get("inputs") == nd.get("inputs"):
+        return []
+    if old_inputs == new_inputs:  # only a secret can account for the different digest
+        reason = "" if len(both) == 1 else f"one or more of the {len(both)} secrets"
+        return [Change(p, "secret", SECRET, SECRET, reason=reason) for p in both]
+    return [
+        Change(p, "secret?", SECRET, SECRET, reason="the digest covers the whole resource")
+        for p in both
+    ]
+
+
+# --- resources --------------------------------------------------------------------------------
+
+
+@dataclass
+class ResourceDiff:
+    """What happens to one resource: create | update | replace | delete."""
+
+    urn: str
+    type: str
+    name: str
+    action: str
+    protect_old: bool = False
+    protect_new: bool = False
+    changes: list[Change] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    known_type: bool = True
+
+    @property
+    def blocker(self) -> bool:
+        """Protected in the state (the base plan) and replaced or deleted: `pulumi up` stops."""
+        return self.protect_old and self.action in ("replace", "delete")
+
+
+def _version(text: Any) -> tuple[int, ...]:
+    digits = "".join(c if c.isdigit() else " " for c in str(text)).split()
+    return tuple(int(d) for d in digits)
+
+
+def _provider_flag(plan: Plan, record: dict[str, Any], flag: str) -> bool:
+    ref = record.get("provider") or ""
+    provider = plan.resources.get(ref.rsplit("::", 1)[0]) if "::" in ref else None
+    value = (provider or {}).get("inputs", {}).get(flag)
+    return str(value).lower() == "true"
+
+
+def _forces(
+    rule: review_replace.TypeRule, change: Change, old: dict[str, Any], new: dict[str, Any], plan
+) -> str | None:
+    """Why `change` replaces the resource under `rule`, or None."""
+    for p in rule.paths:
+        if review_replace.covers(p, change.path):
+            return f"{change.path} is replace-forcing ({rule.source})"
+    if not any(review_replace.covers(p, change.path) for p in rule.conditional_paths):
+        return None
+    if rule.condition == "version-decrease":
+        if _version(change.new) < _version(change.old):
+            return f"version goes down ({change.old} -> {change.new}): {rule.source}"
+        return None
+    if rule.condition == "cluster-identifier":
+        o, n = old["inputs"].get("clusterIdentifier"), new["inputs"].get("clusterIdentifier")
+        if o is not None and n is not None:
+            if change.path == "clusterIdentifier" and o != n:
+                return f"clusterIdentifier changes ({rule.source})"
+            return None
+        if change.path != "clusterIdentifier":
+            return f"{change.path} changes and no clusterIdentifier is set ({rule.source})"
+        return None
+    if rule.condition in ("mutable-secret", "mutable-configmap"):
+        flag = (
+            "enableSecretMutable"
+            if rule.condition == "mutable-secret"
+            else ("enableConfigMapMutable")
+        )
+        immutable = new["inputs"].get("immutable") is True
+        if immutable or not _provider_flag(plan, new, flag):
+            why = "it is immutable" if immutable else f"the provider does not set {flag}"
+            return f"{change.path} changes and {why} ({rule.source})"
+    return None
+
+
+def _tokens(record: dict[str, Any]) -> set[str]:
+    """The values the fake cloud gives a resource (its id, invented outputs): an input holding
+    one of them takes that resource's output, which a replacement changes."""
+    from tools import engine
+
+    id_ = engine._fake_id(record["type"], record["name"])
+    tokens = {id_}
+    extra = engine.FAKE_OUTPUTS.get(record["type"])
+    if extra is not None:
+        invented = extra(record["name"], record.get("inputs") or {}, id_)
+        tokens |= {s for s in engine._strings(invented) if len(s) >= _TOKEN_MIN}
+    return tokens
+
+
+def _paths_holding(value: Any, tokens: set[str], path: str = "") -> Iterator[str]:
+    if isinstance(value, str):
+        if any(t in value for t in tokens):
+            yield path
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths_holding(v, tokens, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths_holding(v, tokens, f"{path}[{i}]")
+
+
+def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
+    """Every resource that changes between `old` and `new`, sorted by URN."""
+    diffs: dict[str, ResourceDiff] = {}
+    for urn in sorted(set(old.resources) | set(new.resources)):
+        o, n = old.resources.get(urn), new.resources.get(urn)
+        rec = n or o
+        assert rec is not None
+        rule = review_replace.rule(rec["type"])
+        d = ResourceDiff(
+            urn,
+            rec["type"],
+            rec["name"],
+            "update",
+            bool(o and o.get("protect")),
+            bool(n and n.get("protect")),
+            known_type=rule is not None,
+        )
+        if o is None or n is None:
+            d.action = "create" if o is None else "delete"
+            diffs[urn] = d
+            continue
+        changes = property_changes(o["inputs"], n["inputs"])
+        changes += secret_changes(urn, o["inputs"], n["inputs"], old, new)
+        if not changes:
+            continue
+        for c in changes:
+            why = _forces(rule, c, o, n, new) if rule is not None else None
+            if why:
+                c.replaces, c.reason = True, why
+        d.changes = changes
+        d.reasons = [c.reason for c in changes if c.replaces]
+        d.action = "replace" if d.reasons else "update"
+        diffs[urn] = d
+    _propagate(diffs, old, new)
+    return [diffs[u] for u in sorted(diffs)]
+
+
+def _propagate(diffs: dict[str, ResourceDiff], old: Plan, new: Plan) -> None:
+    """Replacements reach dependents: a replaced provider replaces what it manages, and an input
+    taking a replaced resource's output becomes unknown (replace-forcing: replaced too)."""
+    replaced: set[str] = set()
+    while True:
+        fresh = {u for u, d in diffs.items() if d.action == "replace"} - replaced
+        if not fresh:
+            return
+        replaced |= fresh
+        tokens = {u: _tokens(new.resources[u]) for u in fresh if u in new.resources}
+        for urn, rec in new.resources.items():
+            if urn not in old.resources:
+                continue
+            d = diffs.get(urn)
+            if d is not None and d.action in ("replace", "delete"):
+                continue
+            provider = (rec.get("provider") or "").rsplit("::", 1)[0]
+            reasons: list[str] = []
+            extra: list[Change] = []
+            if provider in fresh:
+                reasons.append(f"its provider {new.resources[provider]['name']} is replaced")
+            rule = review_replace.rule(rec["type"])
+            for dep in fresh & set(rec.get("dependencies") or []):
+                name = new.resources[dep]["name"]
+                for p in _paths_holding(rec.get("inputs"), tokens.get(dep, set())):
+                    change = Change(p, "changed", _at(rec["inputs"], p), f"{UNKNOWN} ({name})")
+                    forced = rule is not None and (
+                        any(review_replace.covers(q, p) for q in rule.paths)
+                        or (rule.condition == "cluster-identifier" and p == "clusterIdentifier")
+                    )
+                    if forced:
+                        change.replaces = True
+                        change.reason = f"{p} takes an output of {name}, which is replaced"
+                        reasons.append(change.reason)
+                    extra.append(change)
+            if not reasons and not extra:
+                continue
+            if d is None:
+                d = diffs[urn] = ResourceDiff(
+                    urn,
+                    rec["type"],
+                    rec["name"],
+                    "update",
+                    bool(old.resources[urn].get("protect")),
+                    bool(rec.get("protect")),
+                    known_type=rule is not None,
+                )
+            known = {c.path for c in d.changes}
+            d.changes += [c for c in extra if c.path not in known]
+            if reasons:
+                d.action = "replace"
+                d.reasons += reasons
+
+
+def _at(value: Any, path: str) -> Any:
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("["):
+            value = value[int(part[1:-1])]
+        else:
+            value = value[part]
+    return value
+
+
+def counts(diffs: Iterable[ResourceDiff]) -> dict[str, int]:
+    out = {"create": 0, "update": 0, "replace": 0, "delete": 0}
+    for d in diffs:
+        out[d.action] += 1
+    return out
