@@ -402,3 +402,57 @@ def test_the_graph_orders_flagger_and_the_canary():
     for r in children(run):
         if r.type in (VS, DR, SIDECAR):
             assert set(istiod) <= set(r.dependencies), r.name
+
+
+@pytest.mark.parametrize(
+    ("canary", "exposed"),
+    [
+        ({"kind": "progressive"}, False),
+        (
+            {"kind": "ab", "match": [{"headers": {"x-beta": {"exact": "1"}}}, {"cookie": "b=1"}]},
+            True,
+        ),
+        ({"kind": "mirror", "analysis": {"mirrorWeight": 20, "iterations": 5}}, False),
+    ],
+)
+def test_every_canary_kind_is_schema_valid_and_shaped_as_flagger_reads_it(canary, exposed):
+    from components import config as platform_config
+    from components.traffic import canary as canaries
+    from tests.test_traffic_checks import raw_config, traffic
+
+    data, secrets = raw_config("production")
+    traffic(data, "checkout")["canary"] = {**canary, "loadTest": {"path": "/api/cart"}}
+    if exposed:
+        # checkout alone on www: frontend keeps shop.example.com
+        next(s for s in data["services"] if s["name"] == "frontend")["ingress"]["hosts"] = [
+            "shop.example.com"
+        ]
+        next(s for s in data["services"] if s["name"] == "checkout")["ingress"] = {
+            "paths": ["/"],
+            "hosts": ["www.example.com"],
+        }
+    cfg = platform_config.parse(data, secrets)
+    svc = cfg.graph.by_name["checkout"]
+    obj = canaries.canary(
+        svc, cfg.traffic.resilience, cfg.traffic.canary, cfg.ingress.hosts, cfg.slos.objectives
+    )
+    validate_crd(obj)
+    for template in canaries.metric_templates(svc, cfg.slos.objectives):
+        validate_crd(template)
+    analysis, service = obj["spec"]["analysis"], obj["spec"]["service"]
+    cmd = analysis["webhooks"][0]["metadata"]["cmd"]
+    if canary["kind"] == "ab":
+        assert analysis["iterations"] == 10 and "stepWeight" not in analysis
+        assert analysis["match"] == [
+            {"headers": {"x-beta": {"exact": "1"}}},
+            {"headers": {"cookie": {"regex": "^(.*?;\\s*)?(b=1)(;.*)?$"}}},
+        ]
+        assert "-H 'x-beta: 1' http://checkout.shop:8080/api/cart" in cmd
+        assert service["gateways"] == ["istio-ingress/public", "mesh"]
+        assert service["hosts"] == ["www.example.com"]
+    elif canary["kind"] == "mirror":
+        assert analysis["mirror"] is True and analysis["mirrorWeight"] == 20
+        assert analysis["iterations"] == 5 and cmd.endswith("http://checkout.shop:8080/api/cart")
+    else:
+        assert cmd.endswith("http://checkout-canary.shop:8080/api/cart")
+        assert "gateways" not in service

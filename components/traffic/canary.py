@@ -28,6 +28,7 @@ from components.observability.metrics import PROMETHEUS_URL
 from components.slo.config import SloObjective
 from components.slo.rules import Sli, budget, num, slis
 from components.traffic import checks, names
+from components.traffic.exposure import public_hosts
 from components.traffic.model import CanaryAnalysis
 from components.traffic.resilience import Resilience, overlay
 from components.traffic.routing import http_port
@@ -150,7 +151,7 @@ def canary(
     if svc.ingress is not None:
         # Flagger adds the mesh only when no gateway is listed: list both.
         service["gateways"] = [PUBLIC_GATEWAY, "mesh"]
-        service["hosts"] = list(checks.public_hosts(svc, gateway_hosts))
+        service["hosts"] = list(public_hosts(svc, gateway_hosts))
     steps: dict[str, Any]
     if spec_canary.kind == "progressive":
         steps = {"maxWeight": analysis.max_weight, "stepWeight": analysis.step_weight}

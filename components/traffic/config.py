@@ -24,7 +24,7 @@ from components.base.profiles import Profile
 from components.base.workload import Resources
 from components.graph.checks import ServiceGraph
 from components.slo.config import SloObjective
-from components.traffic import checks
+from components.traffic import canary_checks, checks, exposure, names
 from components.traffic.model import CanaryAnalysis
 from components.traffic.resilience import Resilience, retry_budget_problem, seed_mistakes
 
@@ -168,7 +168,7 @@ def traffic_problems(
     if budget := retry_budget_problem("traffic.resilience", traffic.resilience):
         problems.append(budget)
     problems += analysis_problems("traffic.canary", traffic.canary)
-    if checks.canaried_services(graph) and traffic.flagger.replicas < rules.min_flagger_replicas:
+    if names.canaried(graph) and traffic.flagger.replicas < rules.min_flagger_replicas:
         problems.append(
             Problem(
                 "traffic.flagger.replicas",
@@ -180,6 +180,6 @@ def traffic_problems(
     problems += checks.service_problems(
         graph, traffic.resilience, rules.faults_need_exception, environment
     )
-    problems += checks.canary_problems(graph, traffic.canary, objectives)
-    problems += checks.exposure_problems(graph, gateway_hosts)
+    problems += canary_checks.canary_problems(graph, traffic.canary, objectives)
+    problems += exposure.exposure_problems(graph, gateway_hosts)
     return problems

@@ -26,6 +26,7 @@ from components.edge.gateway import PUBLIC_GATEWAY
 from components.graph.checks import ServiceGraph
 from components.graph.model import HTTP_PROTOCOLS, MeshService
 from components.traffic import checks, names
+from components.traffic.exposure import public_hosts
 from components.traffic.model import HttpRoute, RouteMatch
 from components.traffic.resilience import Resilience
 
@@ -181,7 +182,7 @@ def public_virtual_services(
     for svc in graph.services:
         if svc.ingress is None or svc.canary is not None:
             continue
-        for h in checks.public_hosts(svc, gateway_hosts):
+        for h in public_hosts(svc, gateway_hosts):
             entries[h] = entries.get(h, []) + [(p, svc) for p in svc.ingress.paths]
     out = []
     for h in gateway_hosts:
