@@ -13,7 +13,7 @@ from components import config
 from components.base import stacks
 from components.base.model import ConfigError, Problem
 from components.traffic.checks import shares, subsumes
-from components.traffic.model import RouteMatch
+from components.traffic.matches import RouteMatch
 from tests.conftest import run_config, stack_config
 from tests.test_config import committed
 

@@ -18,7 +18,8 @@ from components.graph.checks import ServiceGraph
 from components.graph.model import MeshNamespace, MeshService
 from components.traffic import checks
 from components.traffic.config import TrafficConfig
-from components.traffic.model import HttpRoute, RouteMatch
+from components.traffic.matches import RouteMatch
+from components.traffic.model import HttpRoute
 from components.traffic.routing import (
     SHARES_ANNOTATION,
     destination_rule,

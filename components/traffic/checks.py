@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from components.base.model import MISSING, Problem
 from components.graph.checks import ServiceGraph
 from components.graph.model import MeshService
-from components.traffic.model import HttpRoute, RouteMatch, StringMatch
+from components.traffic.matches import RouteMatch, StringMatch
+from components.traffic.model import HttpRoute
 from components.traffic.resilience import Resilience, overlay, retry_budget_problem, seed_mistakes
 
 # --- shadowing --------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from components.graph.checks import ServiceGraph
 from components.graph.model import HTTP_PROTOCOLS, MeshService
 from components.traffic import checks, names
 from components.traffic.exposure import public_hosts
-from components.traffic.model import HttpRoute, RouteMatch
+from components.traffic.matches import RouteMatch
+from components.traffic.model import HttpRoute
 from components.traffic.resilience import Resilience
 
 NETWORKING_API = "networking.istio.io/v1"
