@@ -283,6 +283,6 @@ def plan_lines(resources: Iterable[Mapping[str, Any]]) -> tuple[list[str], bool]
     platform fits its minimum pools."""
     from tools.review_capacity import capacity, capacity_lines
 
-    resources = list(resources)
+    resources = sorted(resources, key=lambda r: r["urn"])  # registration order varies
     check = capacity(resources)
     return cost_lines(stack_cost(resources)) + capacity_lines(check), check.fits

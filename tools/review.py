@@ -35,6 +35,7 @@ from tools import diagram
 from tools.cost import Cost, cost_lines, stack_cost
 from tools.review_capacity import Capacity, capacity, capacity_lines
 from tools.review_diff import (
+    DIGESTS,
     SECRET,
     Plan,
     PlanError,
@@ -72,6 +73,7 @@ class StackReview:
     graph_old: diagram.Graph = field(default_factory=diagram.Graph)
     graph_new: diagram.Graph = field(default_factory=diagram.Graph)
     error: str = ""  # the head could not be planned
+    secrets_unknown: str = ""  # why a changed secret cannot be told (a plan without digests)
 
     @property
     def blockers(self) -> list[ResourceDiff]:
@@ -129,6 +131,12 @@ def review_plans(
         raise ReviewError(f"the plans are of different stacks: {old.stack} and {new.stack}")
     r = StackReview(stack, old.label, new.label)
     r.diffs = diff_plans(old, new)
+    for plan, side in ((old, "base"), (new, "new")):
+        if plan.digests is None:
+            r.secrets_unknown = (
+                f"the {side} plan has no {DIGESTS} (written before tools.plan wrote one): "
+                "a changed [secret] of an otherwise unchanged resource cannot be seen"
+            )
     old_resources, new_resources = list(old.resources.values()), list(new.resources.values())
     r.cost_old, r.cost_new = stack_cost(old_resources), stack_cost(new_resources)
     r.capacity = capacity(new_resources)
@@ -236,7 +244,7 @@ def _policy_cell(p: dict[str, Any]) -> str:
         return f"❌ {p['mandatory']} mandatory, {p['advisory']} advisory"
     if status == "error":
         return "⚠️ could not run"
-    return "— absent"
+    return "— not run" if status == "skipped" else "— absent"
 
 
 def _row(r: StackReview) -> str:
@@ -285,6 +293,8 @@ def _summary(r: StackReview) -> list[str]:
     if replaced:
         lines.append("Replacements (replace-forcing properties: tools/review_replace.py):")
         lines += _capped(_replacement_lines(replaced))
+    if r.secrets_unknown:
+        lines.append(f"⚠️ {r.secrets_unknown}")
     unknown = sorted({d.type for d in r.diffs if not d.known_type})
     if unknown:
         lines.append(
@@ -531,6 +541,7 @@ def render_json(reviews: list[StackReview]) -> dict[str, Any]:
                 "base": r.base,
                 "head": r.head,
                 "error": r.error or None,
+                "secretsUnknown": r.secrets_unknown or None,
                 "summary": {**counts(r.diffs), "blockers": len(r.blockers)},
                 "blockers": [d.urn for d in r.blockers],
                 "resources": [

@@ -128,8 +128,9 @@ def _at(values: Mapping[str, Any], prefix: str, path: str) -> Any:
     return get(values, f"{prefix}.{path}" if prefix else path)
 
 
-def chart_pods(chart: str, values: Mapping[str, Any]) -> list[Pods] | None:
-    """The pods one chart release runs (None: the chart is not described in POD_GROUPS)."""
+def chart_pods(chart: str, values: Mapping[str, Any], release: str = "") -> list[Pods] | None:
+    """The pods one chart release runs (None: the chart is not described in POD_GROUPS); a
+    chart's main workload is named after its release (two gateways tell apart)."""
     groups = POD_GROUPS.get(chart)
     if groups is None:
         return None
@@ -167,7 +168,7 @@ def chart_pods(chart: str, values: Mapping[str, Any]) -> list[Pods] | None:
                 tolerations += [t for t in found if isinstance(t, Mapping)]
         out.append(
             Pods(
-                g.what,
+                release if release and g.what == chart else g.what,
                 chart,
                 1 if g.daemonset else replicas,
                 cpu_milli(requests["cpu"]) if "cpu" in requests else None,
@@ -262,7 +263,8 @@ def capacity(resources: Iterable[Mapping[str, Any]]) -> Capacity:
     for r in resources:
         if r["type"] in HELM:
             chart = str(r["inputs"].get("chart"))
-            found = chart_pods(chart, r["inputs"].get("values") or {})
+            release = str(r["inputs"].get("name") or r["name"])
+            found = chart_pods(chart, r["inputs"].get("values") or {}, release)
             if found is None:
                 check.unmodelled.append(f"{chart} ({r['name']})")
             else:

@@ -349,12 +349,16 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
             diffs[urn] = d
             continue
         changes = property_changes(o["inputs"], n["inputs"])
+        if not changes and (old.digests is None or new.digests is None):
+            continue  # nothing tells a secret change apart: the review says so once
         changes += secret_changes(urn, o["inputs"], n["inputs"], old, new)
         if not changes:
             continue
         for c in changes:
             why = _forces(rule, c, o, n, new) if rule is not None else None
-            if why:
+            if why and c.kind == "secret?":
+                c.reason += "; it replaces the resource if it changed"
+            elif why:
                 c.replaces, c.reason = True, why
         d.changes = changes
         d.reasons = [c.reason for c in changes if c.replaces]

@@ -60,7 +60,8 @@ def _do(
     conditional_paths: tuple[str, ...] = (),
     note: str = "",
 ) -> TypeRule:
-    source = f"{TF_DO} digitalocean/{file} ForceNew"
+    found = "ForceNew" if paths or conditional_paths else "(no ForceNew field)"
+    source = f"{TF_DO} digitalocean/{file} {found}"
     return TypeRule(tuple(paths), source, condition, conditional_paths, note)
 
 

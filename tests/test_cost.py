@@ -1,0 +1,155 @@
+"""Monthly cost and capacity of the three stacks against figures checked by hand from the
+profiles, the stack files and the dated price table; a platform that does not fit its minimum
+pools is refused, by `tools.plan` (exit 1) and by the review."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from tests.conftest import stack_config, stack_run, write_stack_file
+from tools import cost as cost_tool
+from tools.engine import ROOT
+from tools.review_capacity import POD_GROUPS, capacity
+
+GIB = 2**30
+MIB = 2**20
+
+
+def records(stack: str) -> list[dict]:
+    return [r.to_json() for r in stack_run(stack).resources]
+
+
+def test_the_price_table_is_dated_and_names_its_sources():
+    table = cost_tool.prices()
+    assert date.fromisoformat(table["asOf"]) <= date.today()
+    for key in ("droplets", "haControlPlane", "loadBalancerNode", "volumeGiB", "spaces"):
+        assert key in table["sources"] and "digitalocean.com" in table["sources"][key]
+    assert "allocatable" in table["sources"]
+    for size, spec in table["droplets"].items():
+        assert f"{spec['memoryGiB']:g}" in table["allocatableMemoryGiB"], size
+
+
+# Hand-checked (prices.json of 2026-12-01: s-2vcpu-4gb 24, s-4vcpu-8gb 48, HA control plane 40,
+# load balancer 12 per size unit, volumes 0.10/GiB, Spaces 5):
+# dev: system 1 x s-2vcpu-4gb = 24; workload 1-3 x s-2vcpu-4gb = 24-72; LB 1 unit = 12;
+#   volumes prometheus 20 + alertmanager 1 + grafana 5 + loki 10 + tempo 10 = 46 GiB = 4.60;
+#   no HA, logs on the filesystem (no bucket): 64.60-112.60.
+# staging: system 2 x 24 = 48; workload 2-5 x 48 = 96-240; HA 40; LB 12; volumes prometheus
+#   2 x 50 + alertmanager 2 x 2 + grafana 5 + loki 30 + tempo 20 = 159 GiB = 15.90: 211.90-355.90.
+# production: system 3 x 48 = 144; workload 3-20 (maxNodes 20 in the stack file) x 48 =
+#   144-960; HA 40; LB 2 units = 24; volumes prometheus 2 x 250 + alertmanager 3 x 5 + grafana
+#   10 + loki 3 x 20 + tempo 50 = 635 GiB = 63.50; Spaces 5: 420.50-1,236.50.
+COSTS = {
+    "dev": (64.60, 112.60, 46, False),
+    "staging": (211.90, 355.90, 159, False),
+    "production": (420.50, 1236.50, 635, True),
+}
+
+
+@pytest.mark.parametrize("stack", sorted(COSTS))
+def test_monthly_cost_of_each_stack(stack):
+    low, high, volume_gib, spaces = COSTS[stack]
+    got = cost_tool.stack_cost(records(stack))
+    assert (round(got.minimum, 2), round(got.maximum, 2)) == (low, high)
+    assert sum(v.count * v.size_gib for v in cost_tool.volumes(records(stack))) == volume_gib
+    assert any(w == "Spaces" for w, *_ in got.items) is spaces
+    assert got.unpriced == []
+
+
+# Hand-checked requests (the plan's chart values) against allocatable (prices.json: 4 GB node
+# 2.5 GiB, 8 GB node 6 GiB; CPU = vCPUs):
+# dev system (1 x s-2vcpu-4gb: 2000m, 2.5 GiB): istiod 1 x (250m, 512Mi) + metrics-server
+#   1 x (100m, 200Mi) = 350m, 712Mi. workload: two gateways 1 x (100m, 128Mi) = 200m, 256Mi.
+# staging system (2 x s-2vcpu-4gb: 4000m, 5 GiB): istiod 2 x (500m, 1Gi) + metrics-server
+#   2 x (100m, 200Mi) = 1200m, 2448Mi. workload (2 x s-4vcpu-8gb: 8000m, 12 GiB): ingress
+#   2 x (250m, 256Mi) + egress 2 x (100m, 128Mi) = 700m, 768Mi.
+# production system (3 x s-4vcpu-8gb: 12000m, 18 GiB): istiod 3 x (1, 2Gi) + metrics-server
+#   2 x (100m, 200Mi) = 3200m, 6544Mi. workload: ingress 3 x (500m, 512Mi) + egress
+#   2 x (250m, 256Mi) = 2000m, 2048Mi, plus Flagger's pods where a canary is declared.
+SYSTEM = {
+    "dev": (350, 712 * MIB, 2000, 2.5 * GIB),
+    "staging": (1200, 2448 * MIB, 4000, 5 * GIB),
+    "production": (3200, 6544 * MIB, 12000, 18 * GIB),
+}
+GATEWAYS = {"dev": (200, 256 * MIB), "staging": (700, 768 * MIB), "production": (2000, 2048 * MIB)}
+
+
+@pytest.mark.parametrize("stack", sorted(SYSTEM))
+def test_capacity_of_each_stack(stack):
+    check = capacity(records(stack))
+    assert check.fits and check.unplaced == [] and check.unmodelled == []
+    system, workload = check.pools
+    assert system.pool.default and not workload.pool.default
+    assert (system.cpu, system.memory, system.cpu_allocatable, system.memory_allocatable) == (
+        SYSTEM[stack]
+    )
+    flagger = [p for p in workload.pods if p.startswith("flagger")]
+    cpu, memory = GATEWAYS[stack]
+    if not flagger:
+        assert (workload.cpu, workload.memory) == (cpu, memory)
+    else:
+        assert workload.cpu > cpu and workload.memory > memory
+    assert any(p.startswith("istio-ingressgateway") for p in workload.pods)
+
+
+def test_every_chart_the_stacks_install_is_modelled():
+    charts = {
+        r.inputs.get("chart")
+        for s in SYSTEM
+        for r in stack_run(s).resources
+        if r.type in cost_tool.HELM
+    }
+    assert charts <= set(POD_GROUPS), f"describe in POD_GROUPS: {sorted(charts - set(POD_GROUPS))}"
+
+
+def _shrunk(stack: str, size: str) -> list[dict]:
+    out = copy.deepcopy(records(stack))
+    for r in out:
+        if r["type"] == cost_tool.CLUSTER:
+            r["inputs"]["nodePool"]["size"] = size
+    return out
+
+
+def test_a_platform_that_does_not_fit_its_minimum_pools_is_refused():
+    # 3 x s-2vcpu-2gb offers 3 x 1 GiB; istiod alone requests 3 x 2 GiB, and one istiod pod
+    # (2 GiB) is larger than a node.
+    check = capacity(_shrunk("production", "s-2vcpu-2gb"))
+    assert not check.fits
+    system = check.pools[0]
+    assert system.memory > system.memory_allocatable
+    assert any("istiod" in o for o in system.oversized)
+    lines, fits = cost_tool.plan_lines(_shrunk("production", "s-2vcpu-2gb"))
+    assert not fits and any("DOES NOT FIT" in line for line in lines)
+
+
+def test_an_unknown_size_is_unpriced_not_guessed():
+    got = cost_tool.stack_cost(_shrunk("dev", "m-2vcpu-16gb"))
+    assert any("m-2vcpu-16gb" in u for u in got.unpriced)
+    assert not capacity(_shrunk("dev", "m-2vcpu-16gb")).fits
+
+
+def test_the_plan_tool_prints_cost_and_capacity_and_refuses_what_does_not_fit(tmp_path):
+    config = stack_config("production")
+    config["service-mesh:cluster"] = {
+        **config["service-mesh:cluster"],
+        "systemPool": {"size": "s-2vcpu-2gb", "nodeCount": 3},
+    }
+    small = write_stack_file(tmp_path, config)
+    args = ["production", "--stack-file", str(small), "--out", str(tmp_path / "plan")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.plan", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "monthly cost (USD" in done.stdout and "DOES NOT FIT: refused" in done.stdout
+    assert (tmp_path / "plan" / "resources.json").is_file(), "written, then refused"
+    assert json.loads((tmp_path / "plan" / "digests.json").read_text())["resources"]

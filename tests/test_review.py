@@ -1,0 +1,348 @@
+"""The offline review (`tools/review.py`) on real plan pairs of the program, asserted on its JSON
+form: a region change replaces protected resources and is flagged first; a new service brings
+its objects and a new edge in the diagram; a changed secret says "changed" and never its value.
+Then the comment budget on a generated 1000-service diff, the replace-forcing table's coverage
+of every type the program registers, and the command line (`--base-ref` included)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tools import review, review_replace
+from tools.engine import ROOT
+from tools.plan import write
+from tools.review_diff import DIGESTS, Plan, load_plan
+
+VPC = "digitalocean:index/vpc:Vpc"
+CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
+LB = "digitalocean:index/loadBalancer:LoadBalancer"
+BUCKET = "digitalocean:index/spacesBucket:SpacesBucket"
+DNS = "digitalocean:index/dnsRecord:DnsRecord"
+SECRET_TYPE = "kubernetes:core/v1:Secret"
+AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
+# A rotation step (docs/security.md): the old root is trusted beside the new one.
+EXTRA_ROOT = (
+    "-----BEGIN CERTIFICATE-----\nT0xEUk9PVC1VTklRVUUtTUFSS0VS\n-----END CERTIFICATE-----\n"
+)
+
+
+def _plan_dir(tmp: Path, name: str, run) -> Path:
+    assert run.error is None, run.error
+    out = tmp / name
+    write(run, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> dict[str, Path]:
+    """Production planned as committed, and three changes of it, each planned once."""
+    tmp = tmp_path_factory.mktemp("review")
+    for sub in ("r", "s", "c"):
+        (tmp / sub).mkdir()
+    dirs = {"base": _plan_dir(tmp, "base", stack_run("production"))}
+
+    region = stack_config("production")
+    region["service-mesh:cluster"] = {**region["service-mesh:cluster"], "region": "ams3"}
+    dirs["region"] = _plan_dir(tmp, "region", run_config(tmp / "r", "production", region))
+
+    service = stack_config("production")
+    service["service-mesh:services"] = [
+        *service["service-mesh:services"],
+        {
+            "name": "reviews",
+            "namespace": "shop",
+            "serviceAccount": "reviews",
+            "ports": [{"name": "http", "port": 8080}],
+            "callers": [{"service": "frontend", "methods": ["GET"], "paths": ["/api/reviews"]}],
+        },
+    ]
+    dirs["service"] = _plan_dir(tmp, "service", run_config(tmp / "s", "production", service))
+
+    rotation = stack_config("production")
+    security = copy.deepcopy(rotation.get("service-mesh:security") or {})
+    security.setdefault("meshCa", {})["additionalTrustedRoots"] = [EXTRA_ROOT]
+    rotation["service-mesh:security"] = security
+    dirs["secret"] = _plan_dir(tmp, "secret", run_config(tmp / "c", "production", rotation))
+    return dirs
+
+
+def _review(old: Path, new: Path, policy: bool = False) -> review.StackReview:
+    return review.review_plans(load_plan(old), load_plan(new), new, run_policy=policy)
+
+
+def _json(r: review.StackReview) -> dict:
+    doc = review.render_json([r])
+    (stack,) = doc["stacks"]
+    return json.loads(json.dumps(stack, default=str))
+
+
+def _by_name(stack: dict) -> dict[tuple[str, str], dict]:
+    return {(r["type"], r["name"]): r for r in stack["resources"]}
+
+
+def test_a_plan_reviewed_against_itself_changes_nothing(pairs):
+    stack = _json(_review(pairs["base"], pairs["base"]))
+    assert stack["resources"] == [] and stack["summary"]["blockers"] == 0
+    assert all(e["status"] == "kept" for e in stack["graph"]["edges"])
+
+
+def test_a_region_change_flags_the_replaced_protected_resources_first(pairs):
+    r = _review(pairs["base"], pairs["region"], policy=True)
+    stack = _json(r)
+    found = _by_name(stack)
+    blockers = {(x["type"], x["name"]) for x in stack["resources"] if x["blocker"]}
+    for type_ in (VPC, CLUSTER, LB, BUCKET):
+        (hit,) = [k for k in blockers if k[0] == type_]
+        entry = found[hit]
+        assert entry["action"] == "replace" and entry["protected"]
+        region = [c for c in entry["changes"] if c["path"] == "region"]
+        assert region and region[0]["replaces"] and region[0]["new"] == "ams3"
+        assert "terraform-provider-digitalocean" in entry["reasons"][0], "source named"
+    # Dependents follow the way a real preview shows them: the node pool takes the new
+    # cluster's id (replace-forcing), the Kubernetes provider its clusterIdentifier, so every
+    # in-cluster object is replaced too; DNS records only get the new load balancer IP.
+    pool = found[
+        ("digitalocean:index/kubernetesNodePool:KubernetesNodePool", "mesh-production-workload")
+    ]
+    assert pool["action"] == "replace" and "clusterId" in pool["reasons"][0]
+    provider = [x for x in stack["resources"] if x["type"] == "pulumi:providers:kubernetes"]
+    assert provider and provider[0]["action"] == "replace"
+    cacerts = [x for x in stack["resources"] if x["type"] == SECRET_TYPE and "cacerts" in x["name"]]
+    assert cacerts and cacerts[0]["blocker"], "a protected in-cluster object is a blocker too"
+    dns = [x for x in stack["resources"] if x["type"] == DNS]
+    assert dns and all(x["action"] == "update" for x in dns)
+    assert stack["failed"] and stack["summary"]["blockers"] == len(blockers) >= 5
+    assert stack["policy"]["status"] in ("passed", "failed") and "violations" in stack["policy"]
+    text = review.render_markdown([r])
+    assert text.index("Blockers") < text.index("### production"), "blockers come first"
+    assert "mesh-production-vpc" in text[: text.index("### production")]
+
+
+def test_a_new_service_brings_its_objects_and_a_new_edge(pairs):
+    r = _review(pairs["base"], pairs["service"])
+    stack = _json(r)
+    created = {(x["type"], x["name"]) for x in stack["resources"] if x["action"] == "create"}
+    assert any(t == AUTHZ and "reviews" in n for t, n in created)
+    assert stack["summary"]["replace"] == 0 and stack["summary"]["blockers"] == 0
+    edges = {(e["from"], e["to"]): e["status"] for e in stack["graph"]["edges"]}
+    assert edges[("shop/frontend", "shop/reviews")] == "added"
+    assert edges[("shop/frontend", "shop/checkout")] == "kept"
+    assert "shop/reviews" in stack["graph"]["addedNodes"]
+    text = review.render_markdown([r])
+    chart = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    assert "==>" in chart and "shop/reviews" in chart and ":::added" in chart
+
+
+def test_a_changed_secret_says_changed_and_never_its_value(pairs):
+    r = _review(pairs["base"], pairs["secret"])
+    stack = _json(r)
+    (cacerts,) = [
+        x for x in stack["resources"] if x["type"] == SECRET_TYPE and "cacerts" in x["name"]
+    ]
+    (change,) = cacerts["changes"]
+    assert change == {
+        **change,
+        "path": "stringData",
+        "kind": "secret",
+        "secret": True,
+        "changed": True,
+        "old": "[secret]",
+        "new": "[secret]",
+    }
+    # pulumi-kubernetes replaces a Secret whose data changes unless the provider enables
+    # mutable Secrets; cacerts is protected in production: the rotation step is a blocker.
+    assert change["replaces"] and "enableSecretMutable" in change["reason"]
+    assert cacerts["blocker"]
+    others = [x for x in stack["resources"] if x is not cacerts]
+    assert others == [], "nothing else changes in a rotation step"
+    text = review.render_markdown([r]) + json.dumps(review.render_json([r]))
+    assert "[secret] **changed**" in text
+    assert "T0xEUk9PVC1VTklRVUUtTUFSS0VS" not in text and "offline-placeholder" not in text
+
+
+def test_without_digests_a_secret_may_have_changed(pairs, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(pairs["base"], old)
+    (old / DIGESTS).unlink()
+    stack = _json(_review(old, pairs["secret"]))
+    assert stack["resources"] == [], "an otherwise unchanged Secret cannot be told changed"
+    assert "no digests.json" in stack["secretsUnknown"]
+    # A resource that changes otherwise lists its secrets as "may have changed".
+    base, head = load_plan(old), load_plan(pairs["secret"])
+    (urn,) = [u for u, r in head.resources.items() if r["name"].endswith("cacerts")]
+    head.resources[urn]["inputs"]["metadata"]["labels"]["rotation"] = "2"
+    (diff,) = review.diff_plans(base, head)
+    kinds = {c.path: c.kind for c in diff.changes}
+    assert kinds == {"metadata.labels.rotation": "added", "stringData": "secret?"}
+    (maybe,) = [c for c in diff.changes if c.kind == "secret?"]
+    assert "digests" in maybe.reason and not maybe.replaces
+
+
+def test_a_digest_is_stable_and_covers_each_secret(pairs):
+    digests = json.loads((pairs["base"] / DIGESTS).read_text())["resources"]
+    records = json.loads((pairs["base"] / "resources.json").read_text())
+    assert set(digests) == {r["urn"] for r in records}
+    assert all(len(d["inputs"]) == 64 for d in digests.values())
+    base, rerun = load_plan(pairs["base"]), load_plan(pairs["base"])
+    assert base.digests == rerun.digests
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+
+def _clone(record: dict, old: str, new: str) -> dict:
+    return json.loads(json.dumps(record).replace(old, new))
+
+
+def _thousand_services(base: Plan) -> tuple[Plan, Plan]:
+    """1000 services (every object the program makes for `checkout`, cloned) on both sides,
+    each changed on the head with long values, 1000 more created, the VPC deleted."""
+    template = [r for r in base.resources.values() if "checkout" in r["urn"]]
+    assert template, "the production plan has a checkout service"
+    old, new = dict(base.resources), dict(base.resources)
+    for i in range(1000):
+        for r in template:
+            a = _clone(r, "checkout", f"svc{i:04d}")
+            old[a["urn"]] = a
+            b = copy.deepcopy(a)
+            b["inputs"].setdefault("metadata", {}).setdefault("labels", {})["rev"] = "x" * 400
+            b["inputs"]["spec"] = {"long": [f"/api/v{j}/" + "y" * 50 for j in range(40)]}
+            new[b["urn"]] = b
+            c = _clone(r, "checkout", f"new{i:04d}")
+            new[c["urn"]] = c
+    (vpc,) = [u for u, r in new.items() if r["type"] == VPC]
+    del new[vpc]
+    return (
+        Plan(base.stack, old, base.digests, "base"),
+        Plan(base.stack, new, base.digests, "head"),
+    )
+
+
+@pytest.fixture(scope="module")
+def thousand(pairs) -> review.StackReview:
+    old, new = _thousand_services(load_plan(pairs["base"]))
+    return review.review_plans(old, new, None)
+
+
+def test_the_comment_stays_within_budget_for_a_1000_service_diff(thousand):
+    r = thousand
+    text = review.render_markdown([r])
+    assert len(text) <= review.BUDGET
+    counts = review.counts(r.diffs)
+    assert counts["create"] >= 1000 and counts["update"] >= 1000 and counts["delete"] == 1
+    row = review._row(r)
+    assert row in text, "the summary table is never cut"
+    assert "\n".join(review._summary(r)) in text, "nor the stack's summary"
+    assert "Blockers" in text and "mesh-production-vpc" in text, "the deleted VPC blocks"
+    assert "more not shown (budget)" in text
+    assert "```mermaid" in text and "left out to fit the comment" in text
+    for block in text.split("\n- **update**")[1:]:
+        assert len(block) <= review.RESOURCE_BUDGET + 200, "one resource cannot eat the budget"
+
+
+def test_three_stacks_share_one_budget(thousand):
+    reviews = [copy.copy(thousand) for _ in STACKS]
+    for r, stack in zip(reviews, STACKS, strict=True):
+        r.stack = stack
+    text = review.render_markdown(reviews)
+    assert len(text) <= review.BUDGET
+    assert all(f"### {s}" in text and f"| {s} |" in text for s in STACKS)
+
+
+# --- the replace-forcing table ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_type_the_program_registers_has_a_replace_rule_with_a_source(stack):
+    unknown = sorted(
+        {r.type for r in stack_run(stack).resources if review_replace.rule(r.type) is None}
+    )
+    assert unknown == [], f"add these types to tools/review_replace.py: {unknown}"
+    for r in stack_run(stack).resources:
+        rule = review_replace.rule(r.type)
+        assert rule is not None and rule.source
+
+
+def test_the_table_names_the_upstream_files_and_commits():
+    do_rules = {t: r for t, r in review_replace.EXACT.items() if t.startswith("digitalocean:")}
+    assert all("401992a1" in r.source and ".go" in r.source for r in do_rules.values())
+    assert review_replace.EXACT[VPC].paths == ("region", "ipRange")
+    assert "nodePool.size" in review_replace.EXACT[CLUSTER].paths
+    assert review_replace.covers("spec.containers[*].image", "spec.containers[3].image")
+    assert review_replace.covers("spec.selector", "spec.selector.matchLabels.app")
+    assert not review_replace.covers("metadata.name", "metadata.labels.app")
+
+
+def test_a_version_goes_up_in_place_and_down_by_replacement(pairs):
+    base = load_plan(pairs["base"])
+    (urn,) = [u for u, r in base.resources.items() if r["type"] == CLUSTER]
+    for version, action in (("1.99.0-do.0", "update"), ("1.1.0-do.0", "replace")):
+        head = copy.deepcopy(base)
+        head.resources[urn]["inputs"]["version"] = version
+        (diff,) = [d for d in review.diff_plans(base, head) if d.urn == urn]
+        assert diff.action == action
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.review", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_command_line_prints_json_and_exits_1_on_blockers(pairs, tmp_path):
+    out = tmp_path / "r.json"
+    done = _cli(
+        str(pairs["base"]), str(pairs["region"]), "--format", "json", "--json-out", str(out)
+    )
+    assert done.returncode == 1, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc == json.loads(out.read_text()) and doc["failed"]
+    assert doc["stacks"][0]["policy"]["status"] in ("passed", "failed", "absent")
+    again = _cli(str(pairs["base"]), str(pairs["region"]), "--json-out", str(out))
+    assert again.returncode == 2 and "refusing" in again.stderr, "never replaces a file"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["/nonexistent-plan", "/nonexistent-too"], "no such directory"),
+        (["only-one"], "OLD_PLAN_DIR NEW_PLAN_DIR"),
+        (["dev", "--base-ref", "no-such-ref-anywhere"], "no such commit"),
+        (["bad name!", "--base-ref", "HEAD"], "not valid"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, words):
+    done = _cli(*args)
+    assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
+
+
+def test_base_ref_plans_in_a_worktree_it_removes(tmp_path):
+    before = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    leftovers = set(Path(tempfile.gettempdir()).glob("service-mesh-review-*"))
+    done = _cli("dev", "--base-ref", "HEAD", "--format", "json")
+    assert done.returncode in (0, 1), done.stderr
+    (stack,) = json.loads(done.stdout)["stacks"]
+    assert stack["stack"] == "dev" and "HEAD (" in stack["base"] and stack["head"] == "working tree"
+    after = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert after == before, "the temporary worktree is removed"
+    assert set(Path(tempfile.gettempdir()).glob("service-mesh-review-*")) == leftovers
