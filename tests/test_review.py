@@ -169,6 +169,26 @@ def test_a_changed_secret_says_changed_and_never_its_value(pairs):
     assert "T0xEUk9PVC1VTklRVUUtTUFSS0VS" not in text and "offline-placeholder" not in text
 
 
+def test_the_policy_verdict_is_shown_also_when_it_fails(pairs, tmp_path):
+    head = tmp_path / "unprotected"
+    shutil.copytree(pairs["base"], head)
+    records = json.loads((head / "resources.json").read_text())
+    for r in records:
+        if r["type"] == CLUSTER:
+            r["protect"] = False
+    (head / "resources.json").write_text(json.dumps(records))
+    r = _review(pairs["base"], head, policy=True)
+    stack = _json(r)
+    assert stack["policy"]["status"] == "failed" and stack["policy"]["mandatory"] >= 1
+    assert any(v["level"] == "mandatory" for v in stack["policy"]["violations"])
+    (cluster,) = [x for x in stack["resources"] if x["type"] == CLUSTER]
+    assert cluster["action"] == "update" and cluster["changes"][0]["path"] == "(option) protect"
+    assert r.failed
+    text = review.render_markdown([r])
+    assert "❌ 1 mandatory" in text or "mandatory, 0 advisory" in text
+    assert "**Policy violations**" in text and "[mandatory]" in text
+
+
 def test_without_digests_a_secret_may_have_changed(pairs, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(pairs["base"], old)
@@ -332,7 +352,27 @@ def test_bad_input_exits_2_with_a_message(args, words):
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
 
 
+def test_an_absent_policy_pack_is_said_so(monkeypatch, pairs):
+    import tools
+
+    monkeypatch.setitem(sys.modules, "tools.policy", None)  # `import` raises ImportError
+    monkeypatch.delattr(tools, "policy", raising=False)
+    verdict = review.policy_verdict("production", pairs["base"])
+    assert verdict["status"] == "absent" and "tools/policy.py" in verdict["message"]
+    r = _review(pairs["base"], pairs["base"], policy=True)
+    assert "tools/policy.py is not in this checkout" in review.render_markdown([r])
+
+
+def test_a_stack_whose_new_plan_fails_is_reported_and_fails_the_review():
+    r = review.StackReview("staging", "main", "working tree", error="cluster.region: 'fra9'")
+    text = review.render_markdown([r])
+    assert "the new plan fails" in text and "cluster.region: 'fra9'" in text
+    assert r.failed and review.render_json([r])["failed"]
+
+
 def test_base_ref_plans_in_a_worktree_it_removes(tmp_path):
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
     before = subprocess.run(
         ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
     ).stdout

@@ -431,6 +431,7 @@ def render_markdown(reviews: list[StackReview], budget: int = BUDGET) -> str:
             continue
         lines = _violations(r)
         if lines:
+            take(r.stack, "**Policy violations** (new plan):")
             kept = []
             for line in lines:
                 if not take(r.stack, line):

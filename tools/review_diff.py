@@ -29,6 +29,7 @@ from tools import review_replace
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 DIGESTS = "digests.json"
+PROTECT = "(option) protect"  # the property path a change of the protect option is shown as
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # the wire's signature key (tools/engine.py)
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _TOKEN_MIN = 10  # an invented value shorter than this is not searched for in other inputs
@@ -349,6 +350,10 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
             diffs[urn] = d
             continue
         changes = property_changes(o["inputs"], n["inputs"])
+        if bool(o.get("protect")) != bool(n.get("protect")):  # a resource option, in the state
+            changes.append(
+                Change(PROTECT, "changed", bool(o.get("protect")), bool(n.get("protect")))
+            )
         if not changes and (old.digests is None or new.digests is None):
             continue  # nothing tells a secret change apart: the review says so once
         changes += secret_changes(urn, o["inputs"], n["inputs"], old, new)
