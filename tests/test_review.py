@@ -352,6 +352,19 @@ def test_bad_input_exits_2_with_a_message(args, words):
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
 
 
+def test_the_cost_change_is_shown(pairs):
+    base = load_plan(pairs["base"])
+    head = copy.deepcopy(base)
+    (pool,) = [r for r in head.resources.values() if r["type"].endswith("KubernetesNodePool")]
+    pool["inputs"]["maxNodes"] += 5  # 5 more s-4vcpu-8gb at 48.00
+    r = review.review_plans(base, head, None)
+    cost = review.render_json([r])["stacks"][0]["cost"]
+    assert cost["head"]["maximum"] - cost["base"]["maximum"] == pytest.approx(240.0)
+    assert cost["head"]["minimum"] == cost["base"]["minimum"]
+    text = review.render_markdown([r])
+    assert "+0.00 / +240.00" in text and "144.00-960.00 → 144.00-1,200.00" in text
+
+
 def test_an_absent_policy_pack_is_said_so(monkeypatch, pairs):
     import tools
 

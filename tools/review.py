@@ -197,7 +197,9 @@ def review_ref(stacks: list[str], ref: str) -> list[StackReview]:
             if (worktree / sub / f"Pulumi.{stack}.yaml").is_file():
                 problem = _plan(worktree / sub, stack, base_dir)
                 if problem:
-                    raise ReviewError(f"stack {stack} cannot be planned at {ref}: {problem}")
+                    error = f"the base cannot be planned at {ref}: {problem}"
+                    reviews.append(StackReview(stack, label, "working tree", error=error))
+                    continue
                 old = load_plan(base_dir, label)
             else:
                 old = empty_plan(stack, f"{label}, no stack file")
@@ -315,8 +317,27 @@ def _summary(r: StackReview) -> list[str]:
         f"({_delta(r.cost_new.minimum, r.cost_old.minimum)} at minimum nodes, "
         f"{_delta(r.cost_new.maximum, r.cost_old.maximum)} at maximum)"
     )
+    lines += _cost_changes(r.cost_old, r.cost_new)
     lines += ["```", *cost_lines(r.cost_new), *capacity_lines(r.capacity), "```"]
     return lines
+
+
+def _cost_changes(old: Cost, new: Cost) -> list[str]:
+    """The cost items that differ between the plans, old -> new."""
+
+    def amounts(cost: Cost) -> dict[str, str]:
+        return {
+            w: _money(lo) if lo == hi else f"{_money(lo)}-{_money(hi)}"
+            for w, lo, hi, _ in cost.items
+        }
+
+    before, after = amounts(old), amounts(new)
+    changed = [
+        f"- {w}: {before.get(w, '—')} → {after.get(w, '—')}"
+        for w in sorted(set(before) | set(after))
+        if before.get(w) != after.get(w)
+    ]
+    return _capped(changed, 12)
 
 
 def _replacement_lines(replaced: list[ResourceDiff]) -> list[str]:
