@@ -158,15 +158,36 @@ def test_a_changed_secret_says_changed_and_never_its_value(pairs):
         "old": "[secret]",
         "new": "[secret]",
     }
-    # pulumi-kubernetes replaces a Secret whose data changes unless the provider enables
-    # mutable Secrets; cacerts is protected in production: the rotation step is a blocker.
-    assert change["replaces"] and "enableSecretMutable" in change["reason"]
-    assert cacerts["blocker"]
+    # The provider enables mutable Secrets (pulumi-kubernetes would otherwise replace a Secret
+    # whose data changes, and cacerts is protected): the rotation step is an update in place.
+    assert not change["replaces"]
+    assert cacerts["action"] == "update" and not cacerts["blocker"]
     others = [x for x in stack["resources"] if x is not cacerts]
     assert others == [], "nothing else changes in a rotation step"
     text = review.render_markdown([r]) + json.dumps(review.render_json([r]))
     assert "[secret] **changed**" in text
     assert "T0xEUk9PVC1VTklRVUUtTUFSS0VS" not in text and "offline-placeholder" not in text
+
+
+def test_without_mutable_secrets_a_changed_protected_secret_is_a_blocker(pairs, tmp_path):
+    """What the provider setting prevents: pulumi-kubernetes replaces a Secret whose data
+    changes unless the provider enables mutable Secrets, and protect refuses the replacement."""
+    plans = {}
+    for side in ("base", "secret"):
+        plans[side] = tmp_path / side
+        shutil.copytree(pairs[side], plans[side])
+        records = json.loads((plans[side] / "resources.json").read_text())
+        for record in records:
+            if record["type"] == "pulumi:providers:kubernetes":
+                record["inputs"].pop("enableSecretMutable", None)
+        (plans[side] / "resources.json").write_text(json.dumps(records, indent=2))
+    stack = _json(_review(plans["base"], plans["secret"]))
+    (cacerts,) = [
+        x for x in stack["resources"] if x["type"] == SECRET_TYPE and "cacerts" in x["name"]
+    ]
+    (change,) = cacerts["changes"]
+    assert change["replaces"] and "enableSecretMutable" in change["reason"]
+    assert cacerts["blocker"]
 
 
 def test_the_policy_verdict_is_shown_also_when_it_fails(pairs, tmp_path):

@@ -123,6 +123,10 @@ class DoksCluster(pulumi.ComponentResource):
             # (a new CA), the provider is not replaced (which would replace every object).
             cluster_identifier=self.cluster.id,
             enable_server_side_apply=True,
+            # A changed Secret is updated in place, not replaced: a mesh-CA rotation step (new
+            # trusted roots in the protected `cacerts`) or a new DNS token must never need a
+            # replacement, which `protect` refuses and which would drop the Secret for a moment.
+            enable_secret_mutable=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, self.workload_pool]),
         )
         # What DOKS does not ship: metrics-server, without which no HPA scales (addons.py).
