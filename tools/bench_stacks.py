@@ -1,0 +1,151 @@
+"""Generated stack files for the benchmark (`python -m tools.bench`): a production stack of N
+services whose namespaces, callers, SLOs, ingress exposures and external hosts grow in
+proportion, so that a plan's cost can be measured as meshes grow.
+
+The shape follows the committed production stack (services in namespaces, HTTP, gRPC and TCP
+ports, callers within and across namespaces, SLOs with runbooks, external hosts) and uses only
+keys every recent revision of the program reads, so one file is valid for both sides of a
+`--compare`. `validate` proves a file valid with the real config parser. Pure: no Pulumi.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAMESPACE = "service-mesh"
+
+# Proportions per service: one namespace per 10 services, one SLO per 5, one external host per
+# 25; every namespace's first service is exposed through the ingress gateway.
+SERVICES_PER_NAMESPACE = 10
+SERVICES_PER_SLO = 5
+SERVICES_PER_EXTERNAL_HOST = 25
+DOMAIN = "example.com"
+PUBLIC_HOSTS = ("shop.example.com", "www.example.com")
+
+
+def stack_name(services: int) -> str:
+    """The stack (and resource `name`) of a generated stack: never one of the project's own."""
+    return f"bench-n{services}"
+
+
+def _port(index: int) -> tuple[dict[str, Any], str]:
+    """The port of the service at `index` and its protocol family (`http` or `tcp`)."""
+    if index % 10 == 9:
+        return {"name": "tcp", "port": 5432, "protocol": "tcp"}, "tcp"
+    if index % 4 == 3:
+        return {"name": "grpc", "port": 9090, "protocol": "grpc"}, "http"
+    return {"name": "http", "port": 8080}, "http"
+
+
+def _caller(name: str, family: str, path: str) -> dict[str, Any]:
+    if family == "tcp":
+        return {"service": name}
+    return {"service": name, "methods": ["GET", "POST"], "paths": [path]}
+
+
+def stack_config(services: int) -> dict[str, Any]:
+    """The `config:` map of a production stack with `services` services."""
+    if services < 1:
+        raise ValueError("a generated stack needs at least one service")
+    namespaces = [f"ns{i:03d}" for i in range(-(-services // SERVICES_PER_NAMESPACE))]
+    declared: list[dict[str, Any]] = []
+    for i in range(services):
+        ns = namespaces[i // SERVICES_PER_NAMESPACE]
+        name = f"svc{i:04d}"
+        port, family = _port(i)
+        svc: dict[str, Any] = {
+            "name": name,
+            "namespace": ns,
+            "serviceAccount": name,
+            "ports": [port],
+        }
+        callers = []
+        first = i % SERVICES_PER_NAMESPACE == 0
+        if not first:  # the previous service of its namespace calls it
+            callers.append(_caller(f"svc{i - 1:04d}", family, f"/api/{name}"))
+        if i >= SERVICES_PER_NAMESPACE and i % 5 == 2:  # one call from the namespace before
+            callers.append(
+                _caller(f"svc{i - SERVICES_PER_NAMESPACE:04d}", family, f"/api/{name}/x")
+            )
+        if callers:
+            svc["callers"] = callers
+        if first and family == "http":
+            svc["ingress"] = {"paths": [f"/{ns}"], "methods": ["GET", "HEAD", "POST"]}
+        declared.append(svc)
+    objectives = []
+    for i in range(0, services, SERVICES_PER_SLO):
+        svc = declared[i]
+        objective: dict[str, Any] = {
+            "name": f"{svc['name']}-slo",
+            "service": svc["name"],
+            "namespace": svc["namespace"],
+            "availability": 99.9,
+            "runbookUrl": f"https://runbooks.example.com/slo/{svc['name']}",
+        }
+        if (i // SERVICES_PER_SLO) % 2 == 0:
+            objective["latency"] = {"thresholdMs": 500, "target": 99}
+        objectives.append(objective)
+    hosts = []
+    for j in range(max(1, services // SERVICES_PER_EXTERNAL_HOST)):
+        reach = sorted({namespaces[j % len(namespaces)], namespaces[(j * 7 + 1) % len(namespaces)]})
+        hosts.append(
+            {
+                "host": f"api{j:03d}.partner.example.net",
+                "namespaces": reach,
+                "egressGateway": j % 2 == 0,
+            }
+        )
+    ns = f"{NAMESPACE}:"
+    return {
+        f"{ns}environment": "production",
+        f"{ns}name": stack_name(services),
+        f"{ns}cluster": {
+            "region": "fra1",
+            "workloadPool": {"maxNodes": 20},
+            "controlPlaneAllowList": ["198.51.100.0/24"],
+        },
+        f"{ns}meshNamespaces": [{"name": n} for n in namespaces],
+        f"{ns}services": declared,
+        f"{ns}security": {"externalHosts": hosts},
+        f"{ns}ingress": {
+            "domain": DOMAIN,
+            "hosts": list(PUBLIC_HOSTS),
+            "acmeEmail": f"platform@{DOMAIN}",
+        },
+        f"{ns}slos": {"objectives": objectives},
+    }
+
+
+def write(directory: Path, services: int) -> Path:
+    """Write the generated stack file into `directory` (which the caller owns) and return it;
+    refuses to overwrite an existing file."""
+    path = directory / f"Pulumi.{stack_name(services)}.yaml"
+    text = "# Generated by python -m tools.bench; not a real stack.\n" + yaml.safe_dump(
+        {"config": stack_config(services)}, sort_keys=False
+    )
+    with path.open("x", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def validate(path: Path) -> dict[str, int]:
+    """Parse `path` with the program's own config parser (raising its `ConfigError` if it is
+    not a valid stack) and return what it declares."""
+    from components.config import parse
+    from tools.engine import NAMESPACE as PREFIX
+    from tools.engine import read_stack_config
+
+    values, secret_keys, _ = read_stack_config(path)
+    raw = {k.removeprefix(PREFIX): v for k, v in values.items() if k.startswith(PREFIX)}
+    cfg = parse(raw, frozenset(k.removeprefix(PREFIX) for k in secret_keys))
+    graph = cfg.graph
+    return {
+        "namespaces": len(graph.namespaces),
+        "services": len(graph.services),
+        "callers": sum(len(s.callers) for s in graph.services),
+        "slos": len(cfg.slos.objectives),
+        "externalHosts": len(graph.external_hosts),
+    }
