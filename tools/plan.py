@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import yaml
 
 from tools.cost import plan_lines
-from tools.engine import ROOT, Resource, Run, StackFileError, run_stack
+from tools.engine import ROOT, Resource, Run, StackFileError, collector_tuned, run_stack
 from tools.review_diff import digests_text
 
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
@@ -94,6 +96,123 @@ def outputs_document(run: Run) -> dict[str, Any]:
     return doc
 
 
+# libyaml's emitter, when PyYAML was built with it, is ~6x faster than the pure-Python one and,
+# sharing its representer and resolver, writes the same text but for one thing: it folds a long
+# double-quoted scalar only at spaces where the pure-Python emitter also breaks inside words.
+# Only strings outside printable ASCII (multi-line PromQL and dashboards, control or non-ASCII
+# characters) are written quoted that way, so those are masked for libyaml by a placeholder and
+# written by the pure-Python emitter itself, at the column and indentation the placeholder got.
+# tests/test_plan_speed.py proves the texts identical; without libyaml, the pure emitter.
+_C_DUMPER = getattr(yaml, "CSafeDumper", None) if yaml.__with_libyaml__ else None
+_LEAVES = (int, float, bool, type(None))
+
+
+class _Unmaskable(Exception):
+    """A document the fast path does not handle (a key that is not a short printable-ASCII
+    string, a leaf that is not JSON-like, a placeholder already in the text): it is written by
+    the pure emitter."""
+
+
+def _printable(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _plain_data(value: Any) -> bool:
+    """Whether `value` holds only printable-ASCII strings, numbers, booleans and nulls."""
+    if isinstance(value, str):
+        return _printable(value)
+    if isinstance(value, dict):
+        return all(_printable_key(k) and _plain_data(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_data(v) for v in value)
+    return isinstance(value, _LEAVES)
+
+
+def _printable_key(key: Any) -> bool:
+    """A key both emitters write as the same simple key: the pure one refuses an empty key or
+    one of 128 characters or more as a simple key, libyaml only from 129."""
+    return isinstance(key, str) and 0 < len(key) < 128 and _printable(key)
+
+
+def _mask(value: Any, masked: list[str], token: str) -> Any:
+    """`value` with every string outside printable ASCII replaced by `token` + its index."""
+    if isinstance(value, str):
+        if _printable(value):
+            return value
+        masked.append(value)
+        return f"{token}{len(masked) - 1}"
+    if isinstance(value, dict):
+        if not all(_printable_key(k) for k in value):
+            raise _Unmaskable
+        return {k: _mask(v, masked, token) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, masked, token) for v in value]
+    if not isinstance(value, _LEAVES):
+        raise _Unmaskable
+    return value
+
+
+def _pure_scalar(text: str, column: int, indent: int) -> str:
+    """`text` as the pure-Python emitter writes a block mapping value or sequence item whose
+    indicator (`:` or `-`) ends at `column`, inside indentation `indent`: its own style choice,
+    escapes and folding, leading space included."""
+    stream = io.StringIO()
+    emitter = yaml.SafeDumper(stream)
+    tag = "tag:yaml.org,2002:str"
+    implicit = (
+        emitter.resolve(yaml.ScalarNode, text, (True, False)) == tag,
+        emitter.resolve(yaml.ScalarNode, text, (False, True)) == tag,
+    )
+    emitter.event = yaml.ScalarEvent(None, tag, implicit, text)
+    emitter.flow_level, emitter.simple_key_context = 0, False
+    emitter.column, emitter.indent = column, indent
+    emitter.whitespace = emitter.indention = False
+    emitter.analysis, emitter.style = None, None
+    emitter.process_tag()
+    emitter.process_scalar()
+    return stream.getvalue()
+
+
+def _unmask(text: str, masked: list[str], token: str) -> str:
+    out, done = [], 0
+    for i, value in enumerate(masked):
+        found = f" {token}{i}\n"
+        at = text.find(found, done)
+        if at < 0 or text.find(found, at + 1) >= 0:
+            raise _Unmaskable
+        line = text.rfind("\n", 0, at) + 1
+        head = text[line:at]
+        if head.endswith(":"):  # a mapping value: indented one step past its key
+            key = len(head) - len(head.lstrip(" -"))
+            indent = key + 2
+        elif head.endswith("-"):  # a sequence item: indented past its dash
+            indent = at + 1 - line
+        else:
+            raise _Unmaskable
+        out += [text[done:at], _pure_scalar(value, at - line, indent)]
+        done = at + len(found) - 1
+    out.append(text[done:])
+    return "".join(out)
+
+
+def dump_yaml(obj: Any) -> str:
+    """`yaml.safe_dump(obj, sort_keys=False)`, byte for byte, mostly written by libyaml (see
+    `_C_DUMPER`)."""
+    if _C_DUMPER is None:
+        return yaml.safe_dump(obj, sort_keys=False)
+    options = {"Dumper": _C_DUMPER, "sort_keys": False, "default_flow_style": False}
+    options |= {"allow_unicode": False, "width": None, "line_break": None}
+    if _plain_data(obj):
+        return yaml.dump(obj, **options)
+    masked: list[str] = []
+    token = f"zmask{uuid.uuid4().hex}n"
+    try:
+        text = yaml.dump(_mask(obj, masked, token), **options)
+        return _unmask(text, masked, token)
+    except _Unmaskable:
+        return yaml.safe_dump(obj, sort_keys=False)
+
+
 def render(run: Run) -> dict[str, str]:
     """Every file of the plan, relative path -> text, built in memory before anything is
     written (so a conflict fails before the output directory is touched)."""
@@ -114,12 +233,10 @@ def render(run: Run) -> dict[str, str]:
             name = f"manifests/{manifest_filename(obj)}"
             if name in files:
                 raise RuntimeError(f"two objects would be written to {name}")
-            files[name] = yaml.safe_dump(obj, sort_keys=False)
+            files[name] = dump_yaml(obj)
         elif r.type in HELM_TYPES:
             spec = chart(r)
-            files[f"charts/{_slug(spec['namespace'], spec['name'])}.yaml"] = yaml.safe_dump(
-                spec, sort_keys=False
-            )
+            files[f"charts/{_slug(spec['namespace'], spec['name'])}.yaml"] = dump_yaml(spec)
     return files
 
 
@@ -224,7 +341,8 @@ def write(run: Run, out: Path) -> None:
     directory and swapped in only once complete, so a failure leaves the previous plan as it
     was; only an empty directory or a previous plan output (see `check_out`) is replaced."""
     check_out(out)
-    files = render(run)
+    with collector_tuned():  # the run's whole heap is live: full collections would walk it
+        files = render(run)
     out = Path(os.path.abspath(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))

@@ -18,6 +18,7 @@ so every other opening already covers them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from components.base import manifests, mesh
@@ -160,6 +161,69 @@ def base_policies(namespace: str) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class _GraphIndex:
+    """What the per-namespace builders read of the whole graph, built once per graph rather
+    than once per namespace (which made a plan quadratic in the size of the mesh)."""
+
+    # Namespace -> the ports its services listen on, sorted.
+    ports: dict[str, tuple[int, ...]]
+    # Namespace -> the cross-namespace edges (caller namespace, callee namespace) it is an end
+    # of, in sorted order.
+    edges: dict[str, tuple[tuple[str, str], ...]]
+    # Namespace -> the HTTP ports of its canaried services, sorted.
+    load_test_ports: dict[str, tuple[int, ...]]
+
+
+# The last graph indexed: `security_objects` calls the builders once per namespace with the same
+# (immutable) tuple of services, so it is indexed once. Holding the tuple keeps its id unique.
+_last_index: tuple[Sequence[MeshService], _GraphIndex] | None = None
+_last_hosts: tuple[Sequence[ExternalHost], dict[str, tuple[int, ...]]] | None = None
+
+
+def _graph_index(services: Sequence[MeshService]) -> _GraphIndex:
+    global _last_index
+    last = _last_index
+    if last is not None and last[0] is services:
+        return last[1]
+    ports: dict[str, set[int]] = {}
+    load_test: dict[str, set[int]] = {}
+    for s in services:
+        ports.setdefault(s.namespace, set()).update(p.port for p in s.ports)
+        if s.canary is not None:
+            found = load_test.setdefault(s.namespace, set())
+            found.update(p.port for p in s.ports if p.protocol in HTTP_PROTOCOLS)
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for edge in sorted(cross_namespace_edges(services)):
+        for end in edge:
+            edges.setdefault(end, []).append(edge)
+    index = _GraphIndex(
+        ports={ns: tuple(sorted(found)) for ns, found in ports.items()},
+        edges={ns: tuple(found) for ns, found in edges.items()},
+        load_test_ports={ns: tuple(sorted(found)) for ns, found in load_test.items() if found},
+    )
+    if isinstance(services, tuple):
+        _last_index = (services, index)
+    return index
+
+
+def _direct_host_ports(hosts: Sequence[ExternalHost]) -> dict[str, tuple[int, ...]]:
+    """Namespace -> the ports of the external hosts it reaches without the egress gateway."""
+    global _last_hosts
+    last = _last_hosts
+    if last is not None and last[0] is hosts:
+        return last[1]
+    found: dict[str, set[int]] = {}
+    for h in hosts:
+        if not h.egress_gateway:
+            for ns in h.namespaces:
+                found.setdefault(ns, set()).add(h.port)
+    index = {ns: tuple(sorted(ports)) for ns, ports in found.items()}
+    if isinstance(hosts, tuple):
+        _last_hosts = (hosts, index)
+    return index
+
+
 def cross_namespace_edges(services: Sequence[MeshService]) -> set[tuple[str, str]]:
     """(caller namespace, callee namespace) for every declared call between namespaces."""
     ns_of = {s.name: s.namespace for s in services}
@@ -174,12 +238,9 @@ def cross_namespace_edges(services: Sequence[MeshService]) -> set[tuple[str, str
 def graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict[str, Any]]:
     """Declared calls that cross namespaces: egress on the caller's side, ingress on the
     callee's, limited to the callee's ports."""
-    ports: dict[str, list[int]] = {}
-    for s in services:
-        ports.setdefault(s.namespace, [])
-        ports[s.namespace] += [p.port for p in s.ports if p.port not in ports[s.namespace]]
+    index = _graph_index(services)
     out = []
-    for src, dst in sorted(cross_namespace_edges(services)):
+    for src, dst in index.edges.get(namespace, ()):
         if dst == namespace:
             out.append(
                 network_policy(
@@ -190,7 +251,7 @@ def graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict
                         "ingress": [
                             {
                                 "from": [{"namespaceSelector": namespace_selector(src)}],
-                                "ports": _tcp(*sorted(ports[dst])),
+                                "ports": _tcp(*index.ports[dst]),
                             }
                         ],
                     },
@@ -206,7 +267,7 @@ def graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict
                         "egress": [
                             {
                                 "to": [{"namespaceSelector": namespace_selector(dst)}],
-                                "ports": _tcp(*sorted(ports[dst])),
+                                "ports": _tcp(*index.ports[dst]),
                             }
                         ],
                     },
@@ -218,7 +279,7 @@ def graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict
 def external_policies(namespace: str, hosts: Sequence[ExternalHost]) -> list[dict[str, Any]]:
     """Ports of the external hosts this namespace reaches directly (not through the egress
     gateway), towards public addresses only; which host is still decided by the sidecar."""
-    ports = sorted({h.port for h in hosts if namespace in h.namespaces and not h.egress_gateway})
+    ports = _direct_host_ports(hosts).get(namespace)
     if not ports:
         return []
     return [
@@ -240,15 +301,7 @@ def external_policies(namespace: str, hosts: Sequence[ExternalHost]) -> list[dic
 
 def load_test_policies(namespace: str, services: Sequence[MeshService]) -> list[dict[str, Any]]:
     """Flagger's load tester, towards the HTTP ports of the namespace's canaried services."""
-    ports = sorted(
-        {
-            p.port
-            for s in services
-            if s.namespace == namespace and s.canary is not None
-            for p in s.ports
-            if p.protocol in HTTP_PROTOCOLS
-        }
-    )
+    ports = _graph_index(services).load_test_ports.get(namespace)
     if not ports:
         return []
     source = {

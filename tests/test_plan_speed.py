@@ -1,0 +1,238 @@
+"""The plan's speed-ups change no byte of it (issue 15): the YAML written through libyaml is the
+text `yaml.safe_dump` writes, on the real plans, on a generated mesh and on arbitrary data; the
+network policies built from indexes are those the per-namespace scans built; the collector tuned
+for a run is restored after it."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.graph.model import HTTP_PROTOCOLS, ExternalHost, MeshService
+from components.security import network_policy
+from tests.conftest import STACKS, parsed_stack
+from tools import bench_stacks
+from tools import plan as plan_tool
+from tools.engine import attempt, collector_tuned, run_stack
+
+GENERATED = 60  # services: 6 namespaces, cross-namespace calls, SLOs, external hosts
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> tuple[Path, Any]:
+    """A generated mesh (tools/bench_stacks.py), its stack file and its run: once per session
+    (a module-scoped fixture would be rebuilt for each stack of the parametrized `plan`)."""
+    path = bench_stacks.write(tmp_path_factory.mktemp("stack"), GENERATED)
+    return path, run_stack(bench_stacks.stack_name(GENERATED), path)
+
+
+def _documents(run) -> list[dict[str, Any]]:
+    out = [plan_tool.manifest(r) for r in run.resources if plan_tool.is_manifest(r)]
+    return out + [plan_tool.chart(r) for r in run.resources if r.type in plan_tool.HELM_TYPES]
+
+
+def _folder(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_every_plan_document_is_written_as_safe_dump_writes_it(plan, generated):
+    """Each committed stack's plan (the session's `plan` fixture) and a generated mesh's."""
+    run, _ = plan
+    docs = _documents(run) + _documents(generated[1])
+    assert len(docs) > 100
+    masked = [d for d in docs if not plan_tool._plain_data(d)]
+    assert masked, "the corpus must hold documents the masked path writes (PromQL, JSON)"
+    for doc in docs:
+        assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_the_plan_folder_is_byte_identical_to_the_pure_python_one(generated, tmp_path, monkeypatch):
+    _, run = generated
+    plan_tool.write(run, tmp_path / "fast")
+    monkeypatch.setattr(plan_tool, "dump_yaml", lambda obj: yaml.safe_dump(obj, sort_keys=False))
+    plan_tool.write(run, tmp_path / "pure")
+    fast, pure = _folder(tmp_path / "fast"), _folder(tmp_path / "pure")
+    assert fast.keys() == pure.keys() and len(fast) > GENERATED
+    assert [k for k in fast if fast[k] != pure[k]] == []
+
+
+def test_without_libyaml_the_pure_emitter_writes(monkeypatch):
+    monkeypatch.setattr(plan_tool, "_C_DUMPER", None)
+    doc = {"a": "x\ny", "b": [1, "é"]}
+    assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
+
+
+# Strings the two emitters might write differently: YAML words, indicators, quotes, spaces at
+# the ends, line breaks next to spaces, control and non-ASCII characters, long text to fold.
+_TRICKY = st.sampled_from(
+    [
+        "", " ", "a b", "yes", "null", "~", "1", "0x1F", "1.5", "-", "- a", ": a", "a: b", "#x",
+        "a #b", "'q'", '"d"', "\\", "---", "...", "a\nb", "a\n b", "a \nb", "\n", "\t", "é",
+        "日本", "\x00", "\x7f", "\u2028", "\ufeff", "  lead", "trail  ", "{x}", "[y]", "*a", "&b",
+        "!t", "%p", "@a", "`b", "a,b", "?x", "? x", "\r\n", "=", "<<",
+    ]
+)  # fmt: skip
+_TEXT = st.one_of(
+    _TRICKY,
+    st.text(max_size=40),
+    st.lists(
+        st.one_of(
+            _TRICKY, st.text(st.characters(min_codepoint=9, max_codepoint=0x2030), max_size=12)
+        ),
+        max_size=40,
+    ).map(" ".join),
+    st.lists(_TRICKY, max_size=40).map("".join),
+)
+_KEYS = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20), _TRICKY)
+_DATA = st.recursive(
+    st.one_of(_TEXT, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(_KEYS, _DATA, max_size=5))
+def test_any_json_like_document_is_written_as_safe_dump_writes_it(doc):
+    assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
+
+
+# --- network policies: the per-namespace scans they replaced, as the specification ---------------
+
+
+def _scanned_graph_policies(namespace: str, services: Sequence[MeshService]) -> list[dict]:
+    ports: dict[str, list[int]] = {}
+    for s in services:
+        ports.setdefault(s.namespace, [])
+        ports[s.namespace] += [p.port for p in s.ports if p.port not in ports[s.namespace]]
+    out = []
+    for src, dst in sorted(network_policy.cross_namespace_edges(services)):
+        tcp = network_policy._tcp(*sorted(ports[dst]))
+        if dst == namespace:
+            peer = {"from": [{"namespaceSelector": network_policy.namespace_selector(src)}]}
+            spec = {"policyTypes": ["Ingress"], "ingress": [{**peer, "ports": tcp}]}
+            out.append(network_policy.network_policy(namespace, f"allow-from-{src}", spec))
+        if src == namespace:
+            peer = {"to": [{"namespaceSelector": network_policy.namespace_selector(dst)}]}
+            spec = {"policyTypes": ["Egress"], "egress": [{**peer, "ports": tcp}]}
+            out.append(network_policy.network_policy(namespace, f"allow-to-{dst}", spec))
+    return out
+
+
+def _scanned_ports(namespace: str, services, hosts) -> tuple[list[int], list[int]]:
+    direct = sorted({h.port for h in hosts if namespace in h.namespaces and not h.egress_gateway})
+    canaried = sorted(
+        {
+            p.port
+            for s in services
+            if s.namespace == namespace and s.canary is not None
+            for p in s.ports
+            if p.protocol in HTTP_PROTOCOLS
+        }
+    )
+    return direct, canaried
+
+
+def _graphs(generated_path: Path):
+    for stack in STACKS:
+        yield stack, parsed_stack(stack).graph
+    from components.config import parse
+    from tools.engine import NAMESPACE, read_stack_config
+
+    values, secrets, _ = read_stack_config(generated_path)
+    raw = {k.removeprefix(NAMESPACE): v for k, v in values.items() if k.startswith(NAMESPACE)}
+    yield "generated", parse(raw, frozenset(k.removeprefix(NAMESPACE) for k in secrets)).graph
+
+
+def test_indexed_network_policies_are_the_scanned_ones(generated):
+    crossing = 0
+    for name, graph in _graphs(generated[0]):
+        services, hosts = graph.services, graph.external_hosts
+        for ns in graph.namespace_names:
+            policies = network_policy.network_policies(ns, services, hosts)
+            graph_part = network_policy.graph_policies(ns, services)
+            assert graph_part == _scanned_graph_policies(ns, services), (name, ns)
+            crossing += len(graph_part)
+            direct, canaried = _scanned_ports(ns, services, hosts)
+            ext = network_policy.external_policies(ns, hosts)
+            load = network_policy.load_test_policies(ns, services)
+            assert [p["spec"]["egress"][0]["ports"] for p in ext] == (
+                [network_policy._tcp(*direct)] if direct else []
+            )
+            assert [p["spec"]["ingress"][0]["ports"] for p in load] == (
+                [network_policy._tcp(*canaried)] if canaried else []
+            )
+            assert policies == (network_policy.base_policies(ns) + graph_part + ext + load), (
+                name,
+                ns,
+            )
+            # A list (not the graph's tuple) is never served from the last graph's index.
+            assert network_policy.graph_policies(ns, list(services)) == graph_part
+    assert crossing > 0, "the corpus must hold calls across namespaces"
+
+
+def test_a_new_graph_is_never_answered_from_the_previous_ones_index():
+    def svc(name: str, ns: str, port: int, callers: tuple = ()) -> MeshService:
+        return MeshService.model_validate(
+            {
+                "name": name,
+                "namespace": ns,
+                "serviceAccount": name,
+                "ports": [{"name": "tcp", "port": port, "protocol": "tcp"}],
+                "callers": [{"service": c} for c in callers],
+            }
+        )
+
+    first = (svc("a", "x", 1000), svc("b", "y", 2000, ("a",)))
+    second = (svc("a", "x", 1000), svc("b", "y", 3000, ("a",)))
+    ports = [
+        p["spec"]["egress"][0]["ports"]
+        for graph in (first, second)
+        for p in network_policy.graph_policies("x", graph)
+    ]
+    assert ports == [[{"protocol": "TCP", "port": 2000}], [{"protocol": "TCP", "port": 3000}]]
+    hosts = (ExternalHost.model_validate({"host": "a.example.net", "namespaces": ["x"]}),)
+    other = (ExternalHost.model_validate({"host": "a.example.net", "namespaces": ["y"]}),)
+    assert network_policy.external_policies("x", hosts)
+    assert network_policy.external_policies("x", other) == []
+
+
+# --- the collector, tuned for a run and restored -------------------------------------------------
+
+
+def test_the_collector_is_restored_after_a_run_and_after_a_failure():
+    before = gc.get_threshold()
+    with collector_tuned():
+        assert gc.get_threshold()[0] >= 100_000 and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), collector_tuned():
+        raise RuntimeError("a failing program")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+    def failing():
+        raise RuntimeError("boom")
+
+    run = attempt("dev", program=failing)
+    assert isinstance(run.error, RuntimeError)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_generated_stacks_are_valid_and_grow_in_proportion(tmp_path):
+    small = bench_stacks.validate(bench_stacks.write(tmp_path, 50))
+    big = bench_stacks.validate(bench_stacks.write(tmp_path, 200))
+    assert small["services"] == 50 and big["services"] == 200
+    for key in ("namespaces", "callers", "slos", "externalHosts"):
+        assert small[key] > 0 and 3.5 <= big[key] / small[key] <= 4.5, key
+    with pytest.raises(FileExistsError):  # never overwrites a file
+        bench_stacks.write(tmp_path, 50)
+    again = tmp_path / "again"
+    again.mkdir()
+    first = (tmp_path / "Pulumi.bench-n50.yaml").read_bytes()
+    assert bench_stacks.write(again, 50).read_bytes() == first, "generated stacks are stable"
