@@ -70,3 +70,44 @@ def parsed_stack(stack: str):
     prefix = "service-mesh:"
     raw = {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
     return parse(raw, frozenset(k.removeprefix(prefix) for k in secret_keys))
+
+
+# --- promtool, in the background (tests/slo_promtool.py) ------------------------------------------
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the tests are collected, start every promtool case the selected tests read (each
+    module using `promtool_runs` declares them in `promtool_jobs()`): promtool then works on
+    another core while the Python tests run, instead of the session waiting for it."""
+    if session.config.option.collectonly:
+        return
+    from tests import slo_promtool
+
+    modules = {
+        item.module.__name__: item.module
+        for item in session.items
+        if "promtool_runs" in getattr(item, "fixturenames", ())
+    }
+    jobs: dict[str, slo_promtool.Job] = {}
+    for name in sorted(modules):
+        try:
+            jobs |= slo_promtool.module_jobs(modules[name])
+        except Exception:  # the module's own fixture reports it, in a test
+            continue
+    if jobs:
+        slo_promtool.runs().submit(jobs)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests import slo_promtool
+
+    slo_promtool.close()
+
+
+@pytest.fixture(scope="module")
+def promtool_runs(request):
+    """This module's promtool verdicts (`ModuleRuns`): its cases were submitted once the tests
+    were collected, or are now."""
+    from tests import slo_promtool
+
+    return slo_promtool.ModuleRuns(request.module)

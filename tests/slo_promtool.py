@@ -6,16 +6,29 @@ windows recover, (b) a burn just under each page threshold does not page while j
 (the client-side reporter, other services, and for latency this service's failed requests) burn
 their whole budget throughout, so a loose selector fails the tests. Availability failures arrive
 as 5xx, as gRPC errors behind HTTP 200 and as both at once, so a missed or double-counted kind
-fails them too."""
+fails them too.
+
+`PromtoolRuns` runs the cases of the whole session in a few promtool processes, each over many
+files, started in the background once the tests are collected (promtool takes seconds per case;
+the Python tests meanwhile run on the other core); each file's section of promtool's output is
+that case's verdict, so a case still passes or fails on its own."""
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from components.slo.config import BURN_TIERS, ISTIO_DURATION_BUCKETS_MS, SloObjective, envoy_le
 from components.slo.rules import (
@@ -283,3 +296,186 @@ def promtool_tests(
             sel = f'{{slo="{o.name}",sli="{sli.kind}"}}'
             tests += [_test_group(o, sli, sc, environment) for sc in _scenarios(sli, sel)]
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
+
+
+# --- running promtool: many files per process, in the background ------------------------------
+
+PROMTOOL = shutil.which("promtool") or "promtool"  # Debian's prometheus package (.ci/run)
+TEST_FILE = "slo-tests.yml"
+# promtool starts each file's report with one of these lines, naming the file as it was given.
+_HEADERS = ("Unit Testing:  ", "Checking ")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One promtool case: a rule file (`promtool check rules`) and, unless None, a test file
+    for it (`promtool test rules`, its `rule_files` naming `RULE_FILE`)."""
+
+    rules: dict[str, Any]
+    tests: dict[str, Any] | None = None
+
+    def cost(self) -> int:
+        """Roughly what promtool spends on the tests: every test group evaluates every rule."""
+        if self.tests is None:
+            return 0
+        rules = sum(len(g["rules"]) for g in self.rules["groups"])
+        return len(self.tests["tests"]) * max(rules, 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """promtool's verdict on one file, read from its section of the shared run's output."""
+
+    ok: bool
+    output: str
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Outcome | None = None
+
+    def set(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.done.set()
+
+
+class PromtoolRuns:
+    """Runs many promtool cases in few `promtool check rules` / `promtool test rules`
+    invocations (each over many files), started in the background as soon as the cases are
+    known (`tests/conftest.py` submits them once the tests are collected), niced, so that
+    promtool works on the other core while the Python tests run. Each file's section of the
+    output is its own verdict, so each case still passes or fails on its own."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or max(1, os.cpu_count() or 1)
+        self.root = Path(tempfile.mkdtemp(prefix="promtool-runs-"))
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._submitted: set[str] = set()
+        self._procs: list[subprocess.Popen[str]] = []
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def submit(self, jobs: dict[str, Job]) -> None:
+        """Write each case's files and start promtool on them; a key submitted before is
+        kept as it was."""
+        with self._lock:
+            new = {k: j for k, j in jobs.items() if k not in self._submitted}
+            self._submitted.update(new)
+            checks, tests = [], []
+            for key, job in new.items():
+                where = self.root / f"case-{self._count}"
+                self._count += 1
+                where.mkdir()
+                rule_file = where / RULE_FILE
+                rule_file.write_text(yaml.safe_dump(job.rules, sort_keys=False, width=1000))
+                self._pending[(key, "check")] = _Pending()
+                checks.append((key, rule_file))
+                if job.tests is not None:
+                    test_file = where / TEST_FILE
+                    test_file.write_text(yaml.safe_dump(job.tests, sort_keys=False, width=1000))
+                    self._pending[(key, "test")] = _Pending()
+                    tests.append((job.cost(), key, test_file))
+            if checks:
+                self._start("check", checks)
+            shards: list[list[tuple[str, Path]]] = [[] for _ in range(self.workers)]
+            loads = [0] * self.workers
+            for cost, key, path in tests:  # in submission order, onto the least loaded shard
+                i = loads.index(min(loads))
+                shards[i].append((key, path))
+                loads[i] += cost
+            for shard in shards:
+                if shard:
+                    self._start("test", shard)
+
+    def _start(self, kind: str, files: list[tuple[str, Path]]) -> None:
+        command = [PROMTOOL, kind, "rules", *(str(p) for _, p in files)]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in promtool's order: sections stay whole
+            text=True,
+            preexec_fn=lambda: os.nice(10),  # the Python tests keep their core
+        )
+        self._procs.append(proc)
+        by_path = {str(p): self._pending[(key, kind)] for key, p in files}
+        threading.Thread(target=self._read, args=(proc, by_path), daemon=True).start()
+
+    @staticmethod
+    def _read(proc: subprocess.Popen[str], by_path: dict[str, _Pending]) -> None:
+        current: _Pending | None = None
+        lines: list[str] = []
+        output: list[str] = []
+
+        def close() -> None:
+            if current is not None:
+                text = "".join(lines)
+                ok = "SUCCESS" in text and "FAILED" not in text
+                current.set(Outcome(ok, text))
+
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            header = next((h for h in _HEADERS if line.startswith(h)), None)
+            path = line[len(header) :].strip() if header else None
+            if path in by_path:
+                close()
+                current, lines = by_path.pop(path), [line]
+            else:
+                lines.append(line)
+        code = proc.wait()
+        close()
+        for pending in by_path.values():  # promtool stopped before it reached these files
+            pending.set(Outcome(False, f"promtool exited {code} first:\n" + "".join(output)))
+
+    def outcome(self, key: str, kind: str) -> Outcome:
+        """The verdict on case `key`'s rule file (`kind` "check") or test file ("test")."""
+        pending = self._pending[(key, kind)]
+        if not pending.done.wait(timeout=900):
+            raise TimeoutError(f"promtool {kind} of {key!r} did not finish in 15 minutes")
+        assert pending.outcome is not None
+        return pending.outcome
+
+    def close(self) -> None:
+        """Stop what still runs (tests that were deselected or failed early) and remove the
+        files, all of which this runner made."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_RUNS: PromtoolRuns | None = None
+
+
+def runs() -> PromtoolRuns:
+    """The session's runner (one per process: the test session)."""
+    global _RUNS
+    if _RUNS is None:
+        _RUNS = PromtoolRuns()
+    return _RUNS
+
+
+class ModuleRuns:
+    """The verdicts on one test module's cases (its keys, without the module prefix)."""
+
+    def __init__(self, module: Any) -> None:
+        self.prefix = f"{module.__name__}::"
+        runs().submit(module_jobs(module))
+
+    def check(self, key: str) -> Outcome:
+        return runs().outcome(self.prefix + key, "check")
+
+    def test(self, key: str) -> Outcome:
+        return runs().outcome(self.prefix + key, "test")
+
+
+def module_jobs(module: Any) -> dict[str, Job]:
+    """The cases a test module declares in its `promtool_jobs()`, keyed under its name."""
+    return {f"{module.__name__}::{k}": job for k, job in module.promtool_jobs().items()}
+
+
+def close() -> None:
+    if _RUNS is not None:
+        _RUNS.close()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -30,7 +26,6 @@ from tests import slo_promtool as slo_tests
 from tests.schema import SchemaError, validate_crd
 from tools.engine import attempt
 
-PROMTOOL = shutil.which("promtool") or "promtool"
 BUCKETS = (
     "0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, "
     "300000, 600000, 1800000, 3600000"
@@ -440,15 +435,6 @@ def test_generated_tests_cover_every_scenario_for_every_sli_and_state_full_label
         assert any('reporter="source"' in s["series"] for s in t["input_series"])
 
 
-def _write(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=1000))
-    return path
-
-
-def _promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PROMTOOL, *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
 def _prometheus3(tests: dict[str, Any]) -> dict[str, Any]:
     """The same tests as Prometheus 3 ingests them: `le` normalised (250 -> 250.0)."""
 
@@ -478,65 +464,27 @@ CASES: dict[str, tuple[tuple[SloObjective, ...], Any]] = {
     "availability 99.95% + latency 3600000ms/99.5%": ((PAYMENTS,), None),
     "latency as Prometheus 3 stores le": ((CHECKOUT, PAYMENTS), _prometheus3),
 }
+OUTAGE = "full outage pages, and stops once the short windows recover"
 
 
-@pytest.fixture(scope="module")
-def promtool_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess[str], ...]]:
-    """Every case's `check rules` and `test rules`, run side by side (they take seconds each)."""
-
-    def run(name: str, where: Path) -> tuple[subprocess.CompletedProcess[str], ...]:
-        objectives, transform = CASES[name]
-        rule_file = _write(where / "slo-rules.yml", slo.promtool_rule_file(objectives, "dev"))
-        tests = slo_tests.promtool_tests(objectives, "dev", rule_file="slo-rules.yml")
-        tests = transform(tests) if transform else tests
-        assert tests["tests"], name
-        return (
-            _promtool("check", "rules", rule_file),
-            _promtool("test", "rules", _write(where / "slo-tests.yml", tests)),
-        )
-
-    dirs = {name: tmp_path_factory.mktemp("promtool") for name in CASES}  # not thread-safe
-    with ThreadPoolExecutor() as pool:
-        futures = {name: pool.submit(run, name, where) for name, where in dirs.items()}
-        return {name: future.result() for name, future in futures.items()}
+def _case_tests(name: str) -> dict[str, Any]:
+    objectives, transform = CASES[name]
+    tests = slo_tests.promtool_tests(objectives, "dev")
+    return transform(tests) if transform else tests
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_promtool_accepts_the_rules_and_the_generated_tests_pass(promtool_runs, case):
-    check, test = promtool_runs[case]
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS" in check.stdout
-    assert test.returncode == 0, test.stdout + test.stderr
-    assert "SUCCESS" in test.stdout
+def _subset(tests: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {**tests, "tests": [t for t in tests["tests"] if t["name"].split(": ", 1)[1] in names]}
 
 
-def test_promtool_checks_all_objectives_in_one_rule_file(tmp_path):
-    rule_file = slo.promtool_rule_file(ALL, "dev")
-    done = _promtool("check", "rules", _write(tmp_path / "r.yml", rule_file))
-    assert done.returncode == 0, done.stdout + done.stderr
-    count = sum(len(g["rules"]) for g in rule_file["groups"])
-    assert f"SUCCESS: {count} rules found" in done.stdout
-
-
-def _run_subset(tmp_path: Path, rule_file: dict[str, Any], tests: dict[str, Any], *names: str):
-    _write(tmp_path / "slo-rules.yml", rule_file)
-    subset = {**tests, "tests": [t for t in tests["tests"] if t["name"].split(": ", 1)[1] in names]}
-    assert len(subset["tests"]) >= len(names)
-    return _promtool("test", "rules", _write(tmp_path / "slo-tests.yml", subset))
-
-
-def test_promtool_fails_a_wrong_expectation(tmp_path):
-    """The harness can fail: the page is expected with the wrong severity label."""
+def _wrong_expectation() -> dict[str, Any]:
+    """The outage test with the page expected under the wrong severity label."""
     tests = slo_tests.promtool_tests([CHECKOUT], "dev")
-    outage = "full outage pages, and stops once the short windows recover"
-    rule_file = slo.promtool_rule_file([CHECKOUT], "dev")
-    assert _run_subset(tmp_path, rule_file, tests, outage).returncode == 0
     for t in tests["tests"]:
         for case in t["alert_rule_test"]:
             for exp in case["exp_alerts"]:
                 exp["exp_labels"]["severity"] = "ticket"
-    done = _run_subset(tmp_path, rule_file, tests, outage)
-    assert done.returncode != 0 and "SLOAvailabilityBudgetBurnPage" in done.stdout + done.stderr
+    return _subset(tests, OUTAGE)
 
 
 def _mutate(rule_file: dict[str, Any], old: str, new: str) -> dict[str, Any]:
@@ -549,46 +497,96 @@ def _mutate(rule_file: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize(
-    "old,new,scenarios",
-    [
-        # Counting client-side reports too: the decoys page although the service is idle.
-        ('reporter="destination"', 'reporter=~"destination|source"', ["no traffic raises nothing"]),
-        # A fast tier a hair looser or tighter than 14.4x is caught by the just under/over pair.
-        ("(14.4 *", "(14.5 *", ["burn just over 14.4x over 1h"]),
-        ("(14.4 *", "(14.3 *", ["burn just under 14.4x over 1h"]),
-        # The 6h tier judged over 2h pages too early.
-        ("ratio_rate6h{", "ratio_rate2h{", ["burn just over 6x over 6h"]),
-        # Without the short windows an alert keeps paging long after recovery.
-        ("\nand\n", "\nor\n", ["full outage pages, and stops once the short windows recover"]),
-        # Without the traffic guard an idle service records NaN ratios.
-        (" > 0)", ")", ["no traffic raises nothing"]),
-        # gRPC errors behind HTTP 200 missed: a burn just over 14.4x looks like 11x.
-        (
-            'grpc_response_status=~"2|4|13|14|15"',
-            'grpc_response_status=~"99"',
-            ["burn just over 14.4x over 1h"],
-        ),
-        # A request that is both a 5xx and a gRPC error counted twice: 1.25x the real burn.
-        (
-            " or rate(istio_requests_total{",
-            ") + sum(rate(istio_requests_total{",
-            ["burn just under 14.4x over 1h"],
-        ),
-        # Latency over all requests: this service's slow 503s spend the latency budget.
-        (
-            'response_code!~"5..",grpc_response_status!~"2|4|13|14|15",',
-            "",
-            ["no traffic raises nothing"],
-        ),
-    ],
-)
-def test_generated_tests_fail_when_the_rules_are_wrong(tmp_path, old, new, scenarios):
-    tests = slo_tests.promtool_tests([CHECKOUT], "dev")
-    broken = _mutate(slo.promtool_rule_file([CHECKOUT], "dev"), old, new)
-    done = _run_subset(tmp_path, broken, tests, *scenarios)
-    assert done.returncode != 0, done.stdout
-    assert "FAILED" in done.stdout + done.stderr
+MUTATIONS = [
+    # Counting client-side reports too: the decoys page although the service is idle.
+    ('reporter="destination"', 'reporter=~"destination|source"', ["no traffic raises nothing"]),
+    # A fast tier a hair looser or tighter than 14.4x is caught by the just under/over pair.
+    ("(14.4 *", "(14.5 *", ["burn just over 14.4x over 1h"]),
+    ("(14.4 *", "(14.3 *", ["burn just under 14.4x over 1h"]),
+    # The 6h tier judged over 2h pages too early.
+    ("ratio_rate6h{", "ratio_rate2h{", ["burn just over 6x over 6h"]),
+    # Without the short windows an alert keeps paging long after recovery.
+    ("\nand\n", "\nor\n", [OUTAGE]),
+    # Without the traffic guard an idle service records NaN ratios.
+    (" > 0)", ")", ["no traffic raises nothing"]),
+    # gRPC errors behind HTTP 200 missed: a burn just over 14.4x looks like 11x.
+    (
+        'grpc_response_status=~"2|4|13|14|15"',
+        'grpc_response_status=~"99"',
+        ["burn just over 14.4x over 1h"],
+    ),
+    # A request that is both a 5xx and a gRPC error counted twice: 1.25x the real burn.
+    (
+        " or rate(istio_requests_total{",
+        ") + sum(rate(istio_requests_total{",
+        ["burn just under 14.4x over 1h"],
+    ),
+    # Latency over all requests: this service's slow 503s spend the latency budget.
+    (
+        'response_code!~"5..",grpc_response_status!~"2|4|13|14|15",',
+        "",
+        ["no traffic raises nothing"],
+    ),
+]
+
+
+def _mutation_key(old: str, new: str) -> str:
+    return f"broken: {old!r} -> {new!r}"
+
+
+def promtool_jobs() -> dict[str, slo_tests.Job]:
+    """Every promtool case of this module, run in the background from collection on
+    (`tests/conftest.py`), many files per promtool process; each test reads its own verdict."""
+    checkout = slo.promtool_rule_file([CHECKOUT], "dev")
+    checkout_tests = slo_tests.promtool_tests([CHECKOUT], "dev")
+    jobs = {
+        f"case: {name}": slo_tests.Job(
+            slo.promtool_rule_file(CASES[name][0], "dev"), _case_tests(name)
+        )
+        for name in CASES
+    }
+    jobs["all objectives"] = slo_tests.Job(slo.promtool_rule_file(ALL, "dev"))
+    jobs["outage as expected"] = slo_tests.Job(checkout, _subset(checkout_tests, OUTAGE))
+    jobs["outage, wrong severity"] = slo_tests.Job(checkout, _wrong_expectation())
+    for old, new, scenarios in MUTATIONS:
+        jobs[_mutation_key(old, new)] = slo_tests.Job(
+            _mutate(checkout, old, new), _subset(checkout_tests, *scenarios)
+        )
+    return jobs
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_promtool_accepts_the_rules_and_the_generated_tests_pass(promtool_runs, case):
+    assert _case_tests(case)["tests"], case
+    check = promtool_runs.check(f"case: {case}")
+    assert check.ok and "SUCCESS" in check.output, check.output
+    test = promtool_runs.test(f"case: {case}")
+    assert test.ok and "SUCCESS" in test.output, test.output
+
+
+def test_promtool_checks_all_objectives_in_one_rule_file(promtool_runs):
+    rule_file = slo.promtool_rule_file(ALL, "dev")
+    done = promtool_runs.check("all objectives")
+    assert done.ok, done.output
+    count = sum(len(g["rules"]) for g in rule_file["groups"])
+    assert f"SUCCESS: {count} rules found" in done.output
+
+
+def test_promtool_fails_a_wrong_expectation(promtool_runs):
+    """The harness can fail: the page is expected with the wrong severity label."""
+    assert len(_subset(slo_tests.promtool_tests([CHECKOUT], "dev"), OUTAGE)["tests"]) >= 1
+    assert promtool_runs.test("outage as expected").ok
+    done = promtool_runs.test("outage, wrong severity")
+    assert not done.ok and "SLOAvailabilityBudgetBurnPage" in done.output, done.output
+
+
+@pytest.mark.parametrize("old,new,scenarios", MUTATIONS)
+def test_generated_tests_fail_when_the_rules_are_wrong(promtool_runs, old, new, scenarios):
+    subset = _subset(slo_tests.promtool_tests([CHECKOUT], "dev"), *scenarios)
+    assert len(subset["tests"]) >= len(scenarios)
+    done = promtool_runs.test(_mutation_key(old, new))
+    assert not done.ok, done.output
+    assert "FAILED" in done.output
 
 
 # --- SloRules under the offline engine -----------------------------------------------------------
