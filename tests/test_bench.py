@@ -38,12 +38,13 @@ def test_the_benchmark_reports_every_case_and_figure(tmp_path):
     data = json.loads(report.read_text())
     (tree,) = data["trees"]
     rows = {r["case"]: r for r in tree["rows"]}
-    assert list(rows) == ["empty", "imports", "production", "n4", "n8"]
+    assert list(rows) == ["empty", "imports", "loaded", "production", "n4", "n8"]
     for row in rows.values():
         assert set(row["phases"]) == set(bench.PHASES)
         assert row["wall"] > 0 and row["cpu"] > 0 and row["rssMiB"] > 0 and row["stable"]
-        assert row["toFloor"] > 0
+        assert row["toFloor"] > 0 and row["toLoaded"] > 0
     assert rows["empty"]["resources"] == rows["imports"]["resources"] == 0
+    assert rows["loaded"]["resources"] == 0
     assert 0 < rows["n4"]["resources"] < rows["n8"]["resources"]
     assert rows["n8"]["manifests"] > 0 and rows["n8"]["bytes"] > 0
     assert rows["n8"]["phases"]["config"] is not None and rows["n8"]["phases"]["render"] > 0

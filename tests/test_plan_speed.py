@@ -6,6 +6,7 @@ for a run is restored after it."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -209,19 +210,55 @@ def test_a_new_graph_is_never_answered_from_the_previous_ones_index():
 
 def test_the_collector_is_restored_after_a_run_and_after_a_failure():
     before = gc.get_threshold()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     with collector_tuned():
-        assert gc.get_threshold()[0] >= 100_000 and gc.get_freeze_count() > 0
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+        assert not gc.isenabled()
+        made = [object()]  # tracked by the collector
+    assert gc.isenabled() and gc.get_threshold() == before and gc.get_freeze_count() == 0
+    young = gc.get_objects(generation=0) + gc.get_objects(generation=1)
+    assert all(o is not made for o in young), "the run's objects joined the oldest generation"
     with pytest.raises(RuntimeError), collector_tuned():
         raise RuntimeError("a failing program")
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
     def failing():
         raise RuntimeError("boom")
 
     run = attempt("dev", program=failing)
     assert isinstance(run.error, RuntimeError)
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert gc.isenabled() and gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_collector_already_off_or_frozen_is_left_so():
+    gc.disable()
+    try:
+        with collector_tuned():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collector_tuned():
+            pass
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_garbage_a_run_leaves_is_still_collected():
+    class Cycle:
+        pass
+
+    with collector_tuned():
+        garbage = Cycle()
+        garbage.me = garbage
+        probe = weakref.ref(garbage)
+        del garbage
+    assert probe() is not None  # not collected during the run
+    gc.collect()
+    assert probe() is None
 
 
 def test_generated_stacks_are_valid_and_grow_in_proportion(tmp_path):

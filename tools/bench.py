@@ -4,12 +4,13 @@
 Generates valid production stacks of N services (`tools/bench_stacks.py`, proven valid by the
 program's own config parser) into a temporary directory it creates and removes, and runs the
 plan tool on each in a process of its own per measurement (so peak RSS and garbage collection
-are per run), interleaved with the committed production stack, an empty program and an
-imports-only program under the same engine. Prints per case: wall, CPU, peak RSS, resources,
-manifests, bytes, per-phase times and GC time (medians), the growth ratio between the largest
-and the smallest N and the ratio to the imports-only floor. `--compare REF` measures the same
-at a git ref in a temporary `git worktree` (removed afterwards; the checkout is only read),
-round by round beside the working tree, and says whether both write byte-identical plans.
+are per run), interleaved with the committed production stack, an empty program, an
+imports-only program and a loaded-modules program under the same engine. Prints per case: wall,
+CPU, peak RSS, resources, manifests, bytes, per-phase times and GC time (medians), the growth
+ratio between the largest and the smallest N and the ratio to both floors. `--compare REF`
+measures the same at a git ref in a temporary `git worktree` (removed afterwards; the checkout
+is only read), round by round beside the working tree, and says whether both write
+byte-identical plans.
 Timings are never asserted anywhere: a shared 2-core machine is too noisy for that.
 """
 
@@ -38,6 +39,9 @@ DEFAULT_REPEAT = 3
 PHASES = ("startup", "read", "config", "program", "monitor", "render", "write", "gc")
 # Phase meanings, printed under the tables.
 PHASE_HELP = (
+    "empty: the program replaced by nothing; imports: by the import statements of __main__.py; "
+    "loaded: by importing every module a production run loads (pulumi_kubernetes loads its API "
+    "groups on first use); x imports, x loaded: wall time over those floors. "
     "startup: importing the plan tool and its engine; read: the stack file into config strings; "
     "config: parsing and checking the config (components.config.load); program: the rest of "
     "the run (the program's imports, its code and Pulumi's registration work), of which "
@@ -154,6 +158,7 @@ def cases(sizes: tuple[int, ...], stacks_dir: Path) -> list[Case]:
     out = [
         Case("empty", "empty", "production", None),
         Case("imports", "imports", "production", None),
+        Case("loaded", "loaded", "production", None),
         Case("production", "plan", "production", None),
     ]
     for n in sizes:
@@ -176,9 +181,16 @@ def _plan_facts(out: Path) -> tuple[int, int, int, str]:
     return resources, manifests, size, digest.hexdigest()
 
 
-def measure(tree: Tree, case: Case, work: Path, env: dict[str, str]) -> Sample:
+def _modules_file(tree: Tree, work: Path) -> Path:
+    """Where the warm-up production run of `tree` lists the modules it loaded."""
+    return work / f"modules-{hashlib.sha256(str(tree.root).encode()).hexdigest()[:12]}.txt"
+
+
+def measure(
+    tree: Tree, case: Case, work: Path, env: dict[str, str], record: bool = False
+) -> Sample:
     """One run of `case` on `tree` in a new process; its plan is written into `work` (ours)
-    and removed once counted."""
+    and removed once counted. `record`: list the modules it loaded (for the `loaded` floor)."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"{case.name}-", dir=work))
     out, report = run_dir / "plan", run_dir / "report.json"
     stack_file = case.stack_file or tree.root / f"Pulumi.{case.stack}.yaml"
@@ -198,6 +210,10 @@ def measure(tree: Tree, case: Case, work: Path, env: dict[str, str]) -> Sample:
         "--report",
         str(report),
     ]
+    if case.program == "loaded":
+        command += ["--modules", str(_modules_file(tree, work))]
+    if record:
+        command += ["--record-modules", str(_modules_file(tree, work))]
     with (run_dir / "stderr").open("w") as stderr:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -217,7 +233,7 @@ def measure(tree: Tree, case: Case, work: Path, env: dict[str, str]) -> Sample:
     return Sample(
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
-        rss_mib=usage.ru_maxrss / 1024,
+        rss_mib=(child.get("peakRssKiB") or usage.ru_maxrss) / 1024,
         phases=_phases(child["phases"], child["gc"]),
         gc=child["gc"],
         resources=resources,
@@ -254,12 +270,12 @@ def run(
 ) -> dict[tuple[str, str], Cell]:
     """Every case on every tree, `repeat` rounds, each round case by case with the trees side
     by side, so that noise from the machine falls on both alike. One unmeasured warm-up run
-    per tree and program first fills the byte-code cache."""
+    per tree first fills the byte-code cache and lists the modules a production run loads."""
     env = child_env(work)
+    by_name = {case.name: case for case in all_cases}
     for tree in trees:
-        for case in all_cases:
-            if case.name in ("imports", "production"):
-                measure(tree, case, work, env)
+        measure(tree, by_name["production"], work, env, record=True)
+        measure(tree, by_name["loaded"], work, env)
     cells: dict[tuple[str, str], Cell] = {}
     for round_ in range(repeat):
         for case in all_cases:
@@ -283,6 +299,7 @@ def report(
     for tree in trees:
         rows = []
         floor = cells[(tree.label, "imports")].median("wall")
+        loaded = cells[(tree.label, "loaded")].median("wall")
         for case in all_cases:
             cell = cells[(tree.label, case.name)]
             first = cell.samples[0]
@@ -301,6 +318,7 @@ def report(
                     "gcCollections": cell.median_gc("collections"),
                     "gcFull": cell.median_gc("full"),
                     "toFloor": cell.median("wall") / floor,
+                    "toLoaded": cell.median("wall") / loaded,
                     "stable": len({s.digest for s in cell.samples}) == 1,
                     "digest": first.digest,
                 }
@@ -355,7 +373,7 @@ def format_report(data: dict[str, Any]) -> str:
     head = (
         "| case | wall s | CPU s | peak RSS MiB | resources | manifests | MiB written | "
         + " | ".join(PHASES)
-        + " | GC runs (full) | x imports floor |"
+        + " | GC runs (full) | x imports | x loaded |"
     )
     for tree in data["trees"]:
         lines += ["", f"### {tree['tree']}", "", head, "|" + "---|" * (head.count("|") - 1)]
@@ -364,7 +382,8 @@ def format_report(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['case']} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rssMiB']:.0f} | "
                 f"{r['resources']} | {r['manifests']} | {r['bytes'] / 2**20:.2f} | {phases} | "
-                f"{r['gcCollections']:.0f} ({r['gcFull']:.0f}) | {r['toFloor']:.2f} |"
+                f"{r['gcCollections']:.0f} ({r['gcFull']:.0f}) | {r['toFloor']:.2f} | "
+                f"{r['toLoaded']:.2f} |"
             )
         if tree["growth"]:
             g = tree["growth"]

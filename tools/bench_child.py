@@ -8,7 +8,10 @@ attributes, so the tree needs no change and a git ref older than the benchmark c
 `--program empty` replaces `__main__.py` by nothing, `--program imports` by its import
 statements only: the floors the real program is compared with, under the same engine. It writes
 its timings as JSON to `--report` and exits with the plan tool's exit code. Run by path, not as
-`-m`: the tree it measures may not have this file.
+`-m`: the tree it measures may not have this file. `--program loaded` imports every module
+a run of the real program had loaded (`--record-modules` of that run wrote their names): the
+modules `__main__.py` names import more on first use (pulumi_kubernetes loads its API groups
+lazily), so this floor is what any program that registers the same kinds of resources pays.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ _START = time.perf_counter()
 import argparse  # noqa: E402 - the clock starts before anything else is imported
 import ast  # noqa: E402
 import gc  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-PROGRAMS = ("plan", "empty", "imports")
+PROGRAMS = ("plan", "empty", "imports", "loaded")
 
 _gc_started = 0.0
 _gc: dict[str, float] = {"seconds": 0.0, "collections": 0, "full": 0, "fullSeconds": 0.0}
@@ -61,6 +65,19 @@ def _timed(phases: dict[str, float], key: str, func: Any) -> Any:
     return wrapper
 
 
+def _peak_rss() -> int | None:
+    """This process's peak resident memory (KiB) since it was exec'ed: `VmHWM`, unlike the
+    rusage of a child, which keeps the high-water mark of the parent it was forked from."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def _imports_only(main: str) -> None:
     """The import statements of `__main__.py`, nothing else: what the program costs before it
     registers anything."""
@@ -70,7 +87,23 @@ def _imports_only(main: str) -> None:
     exec(code, {"__name__": "__bench_imports__"})
 
 
-def _instrument(program: str, phases: dict[str, float], monitor: list[float]) -> None:
+def _loaded(names: list[str]) -> Any:
+    """A program importing `names`, in the order a real run first loaded them."""
+
+    def program(main: str) -> None:
+        for name in names:
+            if name not in sys.modules:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # imports only in context: the floor is a little lower
+                    continue
+
+    return program
+
+
+def _instrument(
+    program: str, phases: dict[str, float], monitor: list[float], modules: list[str]
+) -> None:
     from tools import engine, plan
 
     engine.read_stack_config = _timed(phases, "read", engine.read_stack_config)
@@ -109,6 +142,7 @@ def _instrument(program: str, phases: dict[str, float], monitor: list[float]) ->
         "plan": program_plan,
         "empty": lambda main: None,
         "imports": _imports_only,
+        "loaded": _loaded(modules),
     }[program]
 
 
@@ -120,6 +154,8 @@ def measure() -> None:
     parser.add_argument("--stack-file", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--modules", type=Path, help="for --program loaded: the module names")
+    parser.add_argument("--record-modules", type=Path, help="write the modules loaded at the end")
     args = parser.parse_args()
 
     sys.path[0] = str(args.root.resolve())  # the measured tree, not this file's directory
@@ -129,7 +165,8 @@ def measure() -> None:
     import tools.plan
 
     phases["startup"] = time.perf_counter() - started
-    _instrument(args.program, phases, monitor)
+    modules = args.modules.read_text().split() if args.modules else []
+    _instrument(args.program, phases, monitor, modules)
     with open(os.devnull, "w") as quiet:
         stdout, sys.stdout = sys.stdout, quiet
         try:
@@ -140,8 +177,12 @@ def measure() -> None:
             sys.stdout = stdout
     phases["monitor"] = sum(monitor)
     phases["total"] = time.perf_counter() - _START
-    report = {"exitCode": code, "phases": phases, "gc": dict(_gc)}
+    report = {"exitCode": code, "phases": phases, "gc": dict(_gc), "peakRssKiB": _peak_rss()}
     args.report.write_text(json.dumps(report))
+    if args.record_modules:
+        skip = ("__main__", "__mp_main__", "__bench_imports__")
+        names = [n for n in sys.modules if n not in skip]
+        args.record_modules.write_text("\n".join(names) + "\n")
     sys.stderr.flush()
     os._exit(code)  # as the plan tool does: the mock runtime's teardown only prints noise
 
