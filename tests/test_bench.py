@@ -8,32 +8,41 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from tools import bench
 from tools.engine import ROOT
 
 
-def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _bench(*args: str, cwd: Path, tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if tmp is not None:  # its own temporary directory: other runs on the machine do not count
+        env["TMPDIR"] = str(tmp)
     return subprocess.run(
         [sys.executable, "-m", "tools.bench", *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
 
 
-def _ours() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("service-mesh-bench-*")}
-
-
 def test_the_benchmark_reports_every_case_and_figure(tmp_path):
-    before = _ours()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     report = tmp_path / "report.json"
-    done = _bench("--sizes", "4,8", "--repeat", "1", "--quiet", "--json", str(report), cwd=tmp_path)
+    done = _bench(
+        "--sizes",
+        "4,8",
+        "--repeat",
+        "1",
+        "--quiet",
+        "--json",
+        str(report),
+        cwd=tmp_path,
+        tmp=scratch,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
     (tree,) = data["trees"]
@@ -52,8 +61,8 @@ def test_the_benchmark_reports_every_case_and_figure(tmp_path):
     assert data["comparison"] == []
     for heading in ("### working tree", "| case | wall s |", "growth n8/n4", "| n8 |"):
         assert heading in done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
-    assert _ours() <= before, "the temporary directory was left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "tmp"]
+    assert list(scratch.iterdir()) == [], "the temporary directory was left behind"
 
 
 def test_it_refuses_a_bad_ref_and_an_existing_report_with_exit_2(tmp_path):
