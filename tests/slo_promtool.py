@@ -15,6 +15,7 @@ that case's verdict, so a case still passes or fails on its own."""
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import shutil
@@ -342,24 +343,32 @@ class _Pending:
 
 class PromtoolRuns:
     """Runs many promtool cases in few `promtool check rules` / `promtool test rules`
-    invocations (each over many files), started in the background as soon as the cases are
-    known (`tests/conftest.py` submits them once the tests are collected), niced, so that
-    promtool works on the other core while the Python tests run. Each file's section of the
-    output is its own verdict, so each case still passes or fails on its own."""
+    invocations (each over several files), started in the background as soon as the cases are
+    known (`tests/conftest.py` submits them once the tests are collected) by one worker per
+    core, niced, so that promtool works on the other core while the Python tests run. Each
+    file's section of the output is its own verdict, so each case still passes or fails on its
+    own."""
+
+    # Invocations per worker a submission is cut into: few processes, yet a worker that drew
+    # the slow cases does not keep the others idle at the end.
+    CHUNKS_PER_WORKER = 3
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers or max(1, os.cpu_count() or 1)
         self.root = Path(tempfile.mkdtemp(prefix="promtool-runs-"))
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._submitted: set[str] = set()
+        self._queue: collections.deque[tuple[str, list[tuple[str, Path]]]] = collections.deque()
         self._procs: list[subprocess.Popen[str]] = []
-        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._cond = threading.Condition()
+        self._closed = False
         self._count = 0
 
     def submit(self, jobs: dict[str, Job]) -> None:
-        """Write each case's files and start promtool on them; a key submitted before is
-        kept as it was."""
-        with self._lock:
+        """Write each case's files and queue promtool on them, in the order given (the first
+        needed first); a key submitted before is kept as it was."""
+        with self._cond:
             new = {k: j for k, j in jobs.items() if k not in self._submitted}
             self._submitted.update(new)
             checks, tests = [], []
@@ -377,29 +386,41 @@ class PromtoolRuns:
                     self._pending[(key, "test")] = _Pending()
                     tests.append((job.cost(), key, test_file))
             if checks:
-                self._start("check", checks)
-            shards: list[list[tuple[str, Path]]] = [[] for _ in range(self.workers)]
-            loads = [0] * self.workers
-            for cost, key, path in tests:  # in submission order, onto the least loaded shard
-                i = loads.index(min(loads))
-                shards[i].append((key, path))
-                loads[i] += cost
-            for shard in shards:
-                if shard:
-                    self._start("test", shard)
+                self._queue.append(("check", checks))
+            budget = sum(c for c, _, _ in tests) / (self.workers * self.CHUNKS_PER_WORKER)
+            chunk: list[tuple[str, Path]] = []
+            spent = 0
+            for cost, key, path in tests:
+                chunk.append((key, path))
+                spent += cost
+                if spent >= budget:
+                    self._queue.append(("test", chunk))
+                    chunk, spent = [], 0
+            if chunk:
+                self._queue.append(("test", chunk))
+            while len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            self._cond.notify_all()
 
-    def _start(self, kind: str, files: list[tuple[str, Path]]) -> None:
-        command = [PROMTOOL, kind, "rules", *(str(p) for _, p in files)]
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,  # one stream, in promtool's order: sections stay whole
-            text=True,
-            preexec_fn=lambda: os.nice(10),  # the Python tests keep their core
-        )
-        self._procs.append(proc)
-        by_path = {str(p): self._pending[(key, kind)] for key, p in files}
-        threading.Thread(target=self._read, args=(proc, by_path), daemon=True).start()
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                kind, files = self._queue.popleft()
+                proc = subprocess.Popen(
+                    [PROMTOOL, kind, "rules", *(str(p) for _, p in files)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,  # one stream in promtool's order: sections whole
+                    text=True,
+                    preexec_fn=lambda: os.nice(10),  # the Python tests keep their core
+                )
+                self._procs.append(proc)
+            self._read(proc, {str(p): self._pending[(key, kind)] for key, p in files})
 
     @staticmethod
     def _read(proc: subprocess.Popen[str], by_path: dict[str, _Pending]) -> None:
@@ -437,12 +458,15 @@ class PromtoolRuns:
         return pending.outcome
 
     def close(self) -> None:
-        """Stop what still runs (tests that were deselected or failed early) and remove the
-        files, all of which this runner made."""
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        """Stop what still runs or waits (tests that were deselected or failed early) and
+        remove the files, all of which this runner made."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            for proc in self._procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
