@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from components.graph.model import HTTP_PROTOCOLS, ExternalHost, MeshService
@@ -91,7 +91,11 @@ _TEXT = st.one_of(
     ).map(" ".join),
     st.lists(_TRICKY, max_size=40).map("".join),
 )
-_KEYS = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20), _TRICKY)
+_KEYS = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8).map("-".__add__),
+    _TRICKY,
+)
 _DATA = st.recursive(
     st.one_of(_TEXT, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
@@ -101,6 +105,8 @@ _DATA = st.recursive(
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.dictionaries(_KEYS, _DATA, max_size=5))
+@example({"a": {"-1": [{"-x": " " * 8 + "a b " * 12 + "\x1f", "- y": [["\n" * 3]]}]}})
+@example({"0": {"0": {"-00000000008": " " * 8 + "a b " * 4 + "null 0x1F \ufeff trail \x1f\u0100"}}})
 def test_any_json_like_document_is_written_as_safe_dump_writes_it(doc):
     assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
 

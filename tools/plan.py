@@ -183,7 +183,9 @@ def _unmask(text: str, masked: list[str], token: str) -> str:
         line = text.rfind("\n", 0, at) + 1
         head = text[line:at]
         if head.endswith(":"):  # a mapping value: indented one step past its key
-            key = len(head) - len(head.lstrip(" -"))
+            key = len(head) - len(head.lstrip(" "))
+            while head.startswith("- ", key):  # the items this mapping opens ("- - key:")
+                key += 2
             indent = key + 2
         elif head.endswith("-"):  # a sequence item: indented past its dash
             indent = at + 1 - line
