@@ -103,7 +103,7 @@ _DATA = st.recursive(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.dictionaries(_KEYS, _DATA, max_size=5))
 @example({"a": {"-1": [{"-x": " " * 8 + "a b " * 12 + "\x1f", "- y": [["\n" * 3]]}]}})
 @example({"0": {"0": {"-00000000008": " " * 8 + "a b " * 4 + "null 0x1F \ufeff trail \x1f\u0100"}}})
