@@ -74,5 +74,7 @@ def test_it_refuses_a_bad_ref_and_an_existing_report_with_exit_2(tmp_path):
     done = _bench("--json", str(report), cwd=tmp_path)
     assert done.returncode == 2 and "refusing to overwrite" in done.stderr
     assert report.read_text() == "keep me"
+    done = _bench("--json", str(tmp_path / "no" / "such.json"), cwd=tmp_path)
+    assert done.returncode == 2 and "does not exist" in done.stderr
     for bad in (("--sizes", "0"), ("--sizes", "a,b"), ("--repeat", "0")):
         assert _bench(*bad, cwd=tmp_path).returncode == 2

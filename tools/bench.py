@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.base.model import ConfigError
 from tools import bench_stacks
 from tools.engine import ROOT
 
@@ -163,7 +164,10 @@ def cases(sizes: tuple[int, ...], stacks_dir: Path) -> list[Case]:
     ]
     for n in sizes:
         path = bench_stacks.write(stacks_dir, n)
-        declared = bench_stacks.validate(path)
+        try:
+            declared = bench_stacks.validate(path)
+        except ConfigError as error:  # the generator lags behind the config models
+            raise BenchError(f"the generated stack of {n} services is not valid: {error}") from None
         out.append(Case(f"n{n}", "plan", bench_stacks.stack_name(n), path, declared["services"]))
     return out
 
@@ -450,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.json is not None and (args.json.exists() or args.json.is_symlink()):
         print(f"error: --json {args.json} exists; refusing to overwrite it", file=sys.stderr)
+        return 2
+    if args.json is not None and not args.json.absolute().parent.is_dir():
+        print(f"error: --json {args.json}: its directory does not exist", file=sys.stderr)
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="service-mesh-bench-"))

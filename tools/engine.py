@@ -681,7 +681,8 @@ def collector_tuned():
     threshold still left a third of that). At the end what the run allocated is moved, by a
     freeze and an unfreeze and without being traversed, into the oldest generation, where the
     next full collection reclaims its garbage: otherwise the first young collection after the
-    run would walk all of it. Costs about a tenth more peak memory (`python -m tools.bench`)."""
+    run would walk all of it. Costs a seventh to a fifth more peak memory at 1000 services
+    (docs/performance.md)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
