@@ -18,6 +18,7 @@ import itertools
 import json
 import runpy
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,9 @@ class Run:
     # Every string the fake cloud invented (ids, IPs, endpoints, versions, PEMs), and the stack
     # outputs that carry one: the plan labels those so nobody copies a fake as a real value.
     fake_values: set[str] = field(default_factory=set)
-    last_created: tuple[str | None, dict[str, Any]] = (None, {})
+    # What the fake cloud answered for the registration in flight, per thread: the mock monitor
+    # serves registrations on several threads, so one shared slot would mix them up.
+    created: threading.local = field(default_factory=threading.local, repr=False)
     wire_outputs: dict[str, Any] = field(default_factory=dict)  # the stack's, secrets kept
     fake_outputs: set[str] = field(default_factory=set)
 
@@ -309,7 +312,7 @@ def _make_mocks(run: Run):
                 invented = extra(args.name, args.inputs, id_)
                 _record_fakes(run, invented, args.inputs)
                 state.update(invented)
-            run.last_created = (id_, invented)
+            run.created.value = (id_, invented)
             return id_, state
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -331,11 +334,11 @@ def _make_monitor(mocks, run: Run):
 
     class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request):
-            run.last_created = (None, {})
+            run.created.value = (None, {})
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
-                resource_id, invented = run.last_created
+                resource_id, invented = run.created.value
                 run.resources.append(
                     Resource(
                         urn=response.urn,
