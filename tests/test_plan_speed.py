@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from components.graph.model import HTTP_PROTOCOLS, ExternalHost, MeshService
 from components.security import network_policy
 from tests.conftest import STACKS, parsed_stack
-from tools import bench_stacks
+from tools import bench_stacks, engine
 from tools import plan as plan_tool
 from tools.engine import attempt, collector_tuned, run_stack
 
@@ -281,3 +281,140 @@ def test_generated_stacks_are_valid_and_grow_in_proportion(tmp_path):
     again.mkdir()
     first = (tmp_path / "Pulumi.bench-n50.yaml").read_bytes()
     assert bench_stacks.write(again, 50).read_bytes() == first, "generated stacks are stable"
+
+
+# --- the mock monitor, served inline and without the SDK's round trip of plain inputs ---------
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_fast_registration_answers_as_the_mock_monitor_does(stack, preview, monkeypatch):
+    """Every registration of a committed stack is answered twice, by `register_plain` and by
+    the SDK's `MockMonitor.RegisterResource`, from the same fake cloud state; the answers must
+    be the same message, byte for byte. A preview sends unknowns, a stack sends secrets: those
+    take the SDK's path, and both paths must be seen."""
+    import itertools
+
+    from pulumi.runtime.mocks import MockMonitor
+
+    seen = {"fast": 0, "sdk": 0}
+    make_monitor = engine._make_monitor
+
+    def checking_monitor(mocks, run):
+        monitor = make_monitor(mocks, run)
+        fast = monitor.register_plain
+
+        def register_plain(request, inputs):
+            start = next(engine._TOKENS)  # the fake cloud mints a token per cluster read
+            monkeypatch.setattr(engine, "_TOKENS", itertools.count(start))
+            answer = fast(request, inputs)
+            created = run.created.value
+            monkeypatch.setattr(engine, "_TOKENS", itertools.count(start))
+            expected = MockMonitor.RegisterResource(monitor, request)
+            run.created.value = created
+            assert answer.SerializeToString(deterministic=True) == expected.SerializeToString(
+                deterministic=True
+            ), f"{request.type} {request.name}: the fast answer differs from the SDK's"
+            seen["fast"] += 1
+            return answer
+
+        sdk_path = monitor.RegisterResource
+
+        def register(request):
+            if not engine.plain_wire(engine._wire(request.object)):
+                seen["sdk"] += request.type != "pulumi:pulumi:Stack"
+            return sdk_path(request)
+
+        monitor.register_plain = register_plain
+        monitor.RegisterResource = register
+        return monitor
+
+    monkeypatch.setattr(engine, "_make_monitor", checking_monitor)
+    run = run_stack(stack, preview=preview)
+    assert seen["fast"] + seen["sdk"] == len(run.resources)
+    assert seen["fast"] > len(run.resources) / 2
+    assert seen["sdk"] > 0, "a stack's secrets (and a preview's unknowns) take the SDK's path"
+
+
+@pytest.mark.parametrize(
+    "value, plain",
+    [
+        ({"a": [1.0, "x", None, True, {"b": {}}]}, True),
+        ({"a": [{"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}]}, False),
+        ({"a": {"b": ["04da6b54-80e4-46f7-96ec-b56ff0331ba9"]}}, False),
+        ({"4dabf18193072939515e22adb298388d": "5cf8f73096256a8f31e491e813e4eb8e"}, False),
+    ],
+    ids=["plain", "secret", "unknown", "resource"],
+)
+def test_only_plain_wire_values_take_the_fast_path(value, plain):
+    assert engine.plain_wire(value) is plain
+
+
+def test_the_monitor_plumbing_is_restored_after_a_run_and_after_a_failure():
+    from pulumi.runtime import mocks
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    before = (mocks._sync_await, sdk_resource._get_stack_trace, loop._default_executor)
+    run_stack("dev")
+    assert (mocks._sync_await, sdk_resource._get_stack_trace, loop._default_executor) == before
+
+    def failing():
+        raise RuntimeError("boom")
+
+    assert isinstance(attempt("dev", program=failing).error, RuntimeError)
+    assert (mocks._sync_await, sdk_resource._get_stack_trace, loop._default_executor) == before
+
+
+def test_an_answer_that_would_wait_is_refused_not_hung():
+    import asyncio
+
+    async def waits():
+        await asyncio.sleep(0)
+
+    assert engine._resolved_now(_finished()) == 42
+    with pytest.raises(RuntimeError, match="unresolved value"):
+        engine._resolved_now(waits())
+
+
+async def _finished() -> int:
+    return 42
+
+
+def test_nested_inputs_are_answered_as_the_mock_monitor_does():
+    """Shapes the committed stacks may not send: nulls in lists, empty containers, nested
+    maps, fake cloud outputs beside the inputs; a null in a map (which the SDK's deserializer
+    drops) takes the SDK's path."""
+    from google.protobuf import struct_pb2
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.proto import resource_pb2
+
+    answers = []
+
+    def program():
+        run = engine.Run(stack="dev")
+        monitor = engine._make_monitor(engine._make_mocks(run), run)
+        inputs = struct_pb2.Struct()
+        nulls = struct_pb2.Struct()
+        nulls.update({"gone": None, "kept": {"inner": None}})
+        assert not engine.plain_wire(engine._wire(nulls))
+        inputs.update({"kept": {"inner": {"a": "b"}, "list": [None, 1, "x", {}]}, "empty": []})
+        for type_ in ("random:index/randomId:RandomId", "kubernetes:core/v1:ConfigMap"):
+            request = resource_pb2.RegisterResourceRequest(
+                type=type_, name="probe", custom=True, object=inputs
+            )
+            wire = engine._wire(request.object)
+            assert engine.plain_wire(wire)
+            fast = monitor.register_plain(request, wire)
+            slow = MockMonitor.RegisterResource(monitor, request)
+            answers.append((fast, slow))
+
+    run = attempt("dev", program=program)
+    assert run.error is None, run.error
+    assert len(answers) == 2
+    for fast, slow in answers:
+        assert fast.SerializeToString(deterministic=True) == slow.SerializeToString(
+            deterministic=True
+        )
+        assert {"kept", "empty"} <= set(fast.object.fields)

@@ -11,6 +11,7 @@ tested is what `pulumi up` runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import hashlib
@@ -329,37 +330,97 @@ def _make_mocks(run: Run):
     return FakeCloud()
 
 
+def _wire(struct: Any) -> dict[str, Any]:
+    """A protobuf Struct as sent, as a dict (secrets still in their envelopes)."""
+    return json_format.MessageToDict(struct, preserving_proto_field_name=True)
+
+
+def plain_wire(value: Any) -> bool:
+    """Whether a wire value (a Struct as a dict) is nothing but plain data: no secret, unknown,
+    resource reference, asset or output value, and no null in a map. The SDK's deserializer
+    turns the first into objects (lifting a secret to the enclosing property) and drops the
+    last, so only for plain data is its deserialize-then-serialize round trip the identity."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if _SIG_KEY in item or None in item.values():
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif item == _UNKNOWN_VALUE:
+            return False
+    return True
+
+
 def _make_monitor(mocks, run: Run):
-    from pulumi.runtime.mocks import MockMonitor
+    from google.protobuf import struct_pb2
+    from pulumi.runtime import rpc
+    from pulumi.runtime.mocks import MockMonitor, MockResourceArgs, _resolve_callbacks
+    from pulumi.runtime.proto import resource_pb2
 
     class RecordingMonitor(MockMonitor):
+        def register_plain(self, request, inputs: dict[str, Any]):
+            """`MockMonitor.RegisterResource` for inputs that are plain data (`plain_wire`),
+            without its round trip of every input through the SDK's deserializer and
+            serializer (a sixth of a large plan): the fake cloud gets the inputs as sent (the
+            deserializer's result, for plain data), the answer starts as a copy of them, and
+            only what the fake cloud changed is serialized, by the SDK's own serializer.
+            tests/test_plan_speed.py proves the answer equal to MockMonitor's for every
+            registration of the committed stacks."""
+            urn = self.make_urn(request.parent, request.type, request.name)
+            args = MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+                transforms=_resolve_callbacks(request.transforms),
+            )
+            id_, state = self.mocks.new_resource(args)
+            answer = struct_pb2.Struct()
+            answer.CopyFrom(request.object)
+            for key in inputs.keys() - state.keys():
+                del answer[key]
+            changed = {k: v for k, v in state.items() if k not in inputs or v is not inputs[k]}
+            if changed:
+                answer.MergeFrom(_resolved_now(rpc.serialize_properties(changed, {})))
+            self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+            return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
+
         def RegisterResource(self, request):
+            if request.type == "pulumi:pulumi:Stack":
+                return super().RegisterResource(request)
             run.created.value = (None, {})
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
-                resource_id, invented = run.created.value
-                run.resources.append(
-                    Resource(
-                        urn=response.urn,
-                        type=request.type,
-                        name=request.name,
-                        parent=request.parent or None,
-                        provider=request.provider or None,
-                        dependencies=sorted(set(request.dependencies)),
-                        protect=bool(request.protect),
-                        inputs=plain(inputs),
-                        custom=bool(request.custom),
-                        remote=bool(request.remote),
-                        ignore_changes=list(request.ignoreChanges),
-                        inputs_digest=hashlib.sha256(
-                            json.dumps(inputs, sort_keys=True).encode()
-                        ).hexdigest(),
-                        wire_inputs=inputs,
-                        resource_id=resource_id,
-                        fake_outputs=invented,
-                    )
+            inputs = _wire(request.object)
+            if plain_wire(inputs):
+                response = self.register_plain(request, inputs)
+            else:
+                response = super().RegisterResource(request)
+            resource_id, invented = run.created.value
+            run.resources.append(
+                Resource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    provider=request.provider or None,
+                    dependencies=sorted(set(request.dependencies)),
+                    protect=bool(request.protect),
+                    inputs=plain(inputs),
+                    custom=bool(request.custom),
+                    remote=bool(request.remote),
+                    ignore_changes=list(request.ignoreChanges),
+                    inputs_digest=hashlib.sha256(
+                        json.dumps(inputs, sort_keys=True).encode()
+                    ).hexdigest(),
+                    wire_inputs=inputs,
+                    resource_id=resource_id,
+                    fake_outputs=invented,
                 )
+            )
             return response
 
         def RegisterResourceOutputs(self, request):
@@ -667,13 +728,69 @@ def attempt(
         sys.path.insert(0, str(ROOT))
     main = str(ROOT / "__main__.py")
     try:
-        with collector_tuned():
+        with collector_tuned(), _monitor_inline():
             _sync_await(run_pulumi_func(program or (lambda: _program(main))))
     except Exception as error:
         run.error = error
     finally:
         _cancel_leftover_tasks()
     return run
+
+
+class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs each call at once, on the calling thread. The SDK hands every monitor call to the
+    event loop's default executor because a real monitor is a gRPC server; the mock monitor
+    answers from memory, so a thread per call only added hand-offs and lock convoys (a
+    thread pool contending for the interpreter lock at every registration). A subclass of
+    the thread pool only because `loop.set_default_executor` accepts nothing else; it starts
+    no thread."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # handed to the awaiting task, as from a thread
+            future.set_exception(error)
+        return future
+
+
+def _resolved_now(awaitable: Any) -> Any:
+    """The mock monitor's `_sync_await(serialize_properties(state))`, on the calling thread:
+    the fake cloud's state is plain data, so serializing it never waits for anything and
+    the coroutine finishes in one step. Waiting would mean an Output in the fake state."""
+    try:
+        awaitable.send(None)
+    except StopIteration as done:
+        return done.value
+    awaitable.close()
+    raise RuntimeError("offline engine: a fake cloud answer holds an unresolved value")
+
+
+@contextlib.contextmanager
+def _monitor_inline():
+    """The mock monitor served on the event loop's own thread, and no stack trace captured per
+    resource; both restored afterwards. Only the offline engine's plumbing changes: the
+    program, its registrations and what the monitor answers are the same (the plans are
+    byte-identical, tests/test_plan_speed.py). The stack trace (`sourcePosition`,
+    `stackTrace` in each RegisterResource request) is what the Pulumi CLI uses to point a
+    diagnostic at a line of the program; the mock monitor never reads it, and walking the
+    Python stack cost a tenth of a 1000-service plan."""
+    from pulumi.runtime import mocks
+    from pulumi.runtime import resource as sdk_resource
+    from pulumi.runtime.proto import source_pb2
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    loop = _ensure_event_loop()
+    executor = getattr(loop, "_default_executor", None)
+    sync_await, stack_trace = mocks._sync_await, sdk_resource._get_stack_trace
+    loop.set_default_executor(_InlineExecutor())
+    mocks._sync_await = _resolved_now
+    sdk_resource._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        mocks._sync_await, sdk_resource._get_stack_trace = sync_await, stack_trace
+        loop._default_executor = executor  # set_default_executor refuses None
 
 
 @contextlib.contextmanager
