@@ -418,3 +418,79 @@ def test_nested_inputs_are_answered_as_the_mock_monitor_does():
             deterministic=True
         )
         assert {"kept", "empty"} <= set(fast.object.fields)
+
+
+# --- the stack file read by libyaml, with PyYAML's verdict ------------------------------------
+
+_MUTATION_TEXT = st.sampled_from(
+    [
+        *("\t", ":", ": ", "-", "- ", "'", '"', "&a ", "*a", "!", "!!str ", "%", "#", " #"),
+        *("{", "}", "[", "]", "?", "|", ">", "@", "`", ",", "\\", "\n", "\n  ", "\n- ", " "),
+        *("<<: ", "--- ", "...", "\x07", "\x00", "\x0b", "\x85", "\u2028", "\ufeff", "\xa0"),
+        *("\U0001f600", "null"),
+    ]
+)
+_MUTATIONS = st.lists(
+    st.tuples(
+        st.floats(0, 1), st.sampled_from(["insert", "delete", "repeat-line"]), _MUTATION_TEXT
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _mutated(text: str, mutations) -> str:
+    for where, what, insert in mutations:
+        at = int(where * (len(text) - 1))
+        if what == "insert":
+            text = text[:at] + insert + text[at:]
+        elif what == "delete":
+            text = text[:at] + text[at + 1 + at % 5 :]
+        else:
+            lines = text.split("\n")
+            lines.insert(at % len(lines), lines[(at * 7) % len(lines)])
+            text = "\n".join(lines)
+    return text
+
+
+def _verdict(path: Path, text: str, read) -> tuple[str, Any]:
+    try:
+        return "ok", read(path, text)
+    except engine.StackFileError as error:
+        return "refused", str(error)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+@given(st.sampled_from(STACKS), _MUTATIONS)
+@example("dev", [(0.5, "insert", "\t")])
+@example("production", [(0.7, "insert", "?")])
+@example("staging", [(0.3, "insert", "\ufeff")])
+def test_a_stack_file_reads_as_pyyaml_alone_reads_it(stack, mutations):
+    """Committed stack files, mutated: the fast reader's config, or its refusal word for word,
+    is PyYAML's own (`_StackLoader` alone)."""
+    path = Path(f"Pulumi.{stack}.yaml")
+    text = _mutated(engine.stack_file(stack).read_text(), mutations)
+
+    def pure(p: Path, t: str) -> Any:
+        return engine._constructed_config(p, t, engine._StackLoader)
+
+    assert _verdict(path, text, engine._stack_config) == _verdict(path, text, pure)
+
+
+def test_the_fast_reader_is_used_and_reads_every_committed_stack_as_pyyaml(monkeypatch):
+    used = []
+    fast = engine._FastStackLoader
+    assert fast is not None, "PyYAML here is built with libyaml"
+
+    def spy(text):
+        used.append(text)
+        return fast(text)
+
+    monkeypatch.setattr(engine, "_FastStackLoader", spy)
+    for stack in STACKS:
+        text = engine.stack_file(stack).read_text()
+        pure = engine._constructed_config(Path("x"), text, engine._StackLoader)
+        assert engine._stack_config(Path("x"), text) == pure
+    assert len(used) == len(STACKS)
