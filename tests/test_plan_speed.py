@@ -6,6 +6,7 @@ for a run is restored after it."""
 from __future__ import annotations
 
 import gc
+import json
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from components.graph.model import HTTP_PROTOCOLS, ExternalHost, MeshService
 from components.security import network_policy
 from tests.conftest import STACKS, parsed_stack
-from tools import bench_stacks, engine
+from tools import bench_stacks, engine, json_text
 from tools import plan as plan_tool
 from tools.engine import attempt, collector_tuned, run_stack
 
@@ -494,3 +495,84 @@ def test_the_fast_reader_is_used_and_reads_every_committed_stack_as_pyyaml(monke
         pure = engine._constructed_config(Path("x"), text, engine._StackLoader)
         assert engine._stack_config(Path("x"), text) == pure
     assert len(used) == len(STACKS)
+
+
+# --- JSON laid out by tools/json_text.py, as json.dumps(indent=2) lays it out -------------------
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text()
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_JSON, st.booleans())
+@example({"b": [1, 2.5, None, True, "é\n\x00"], "a": {}, "": []}, True)
+@example([float("nan"), {"x": float("inf")}], False)
+@example({1: "non-string key", "a": 1}, False)
+@example({True: 1, None: 2}, True)
+def test_json_text_is_json_dumps_indent_2(value, sort_keys):
+    """The same text, or the same error (a key json.dumps cannot sort)."""
+
+    def outcome(dumps) -> tuple[str, str]:
+        try:
+            return "text", dumps()
+        except TypeError as error:
+            return "TypeError", str(error)
+
+    assert outcome(lambda: json_text.dumps(value, sort_keys)) == outcome(
+        lambda: json.dumps(value, indent=2, sort_keys=sort_keys)
+    )
+
+
+def test_json_text_leaves_odd_values_to_json_dumps():
+    shared = [1]
+    circular: list = []
+    circular.append(circular)
+
+    class Text(str):
+        pass
+
+    assert json_text.dumps([shared, shared]) == json.dumps([shared, shared], indent=2)
+    assert json_text.dumps({"a": Text("x")}) == json.dumps({"a": Text("x")}, indent=2)
+    with pytest.raises(ValueError, match="Circular reference"):
+        json_text.dumps(circular)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_text.dumps({"a": object()})
+
+
+def test_plan_json_files_are_json_dumps_indent_2(plan, generated):
+    _, out = plan
+    for name in ("resources.json", "outputs.json", "digests.json", ".service-mesh-plan"):
+        text = (out / name).read_text()
+        sort_keys = name == "digests.json"
+        assert text == json.dumps(json.loads(text), indent=2, sort_keys=sort_keys) + "\n"
+    docs = [r.to_json() for r in generated[1].resources]
+    assert json_text.dumps(docs) == json.dumps(docs, indent=2)
+
+
+def test_shared_objects_floats_and_a_full_resolver_cache_still_write_as_safe_dump(monkeypatch):
+    """A list or map met twice is written with an anchor and an alias, as the representer
+    writes it; floats take the representer's own spelling; a cache past its limit starts
+    again and answers the same."""
+    shared = {"k": ["v", 1]}
+    docs = [
+        {"a": shared, "b": shared, "c": [shared]},
+        {"f": [0.5, 1e-05, 1e20, -0.0, float("inf"), float("nan"), 3.0]},
+        {"true": "true", "null": "~", "n": "0x1F", "t": "2024-01-01", "e": "", "s": "yes"},
+    ]
+    monkeypatch.setattr(plan_tool._CachedResolver, "_LIMIT", 3)
+    for doc in docs * 2:
+        assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
+    assert "&id001" in plan_tool.dump_yaml(docs[0])
+    assert len(plan_tool._CachedResolver._answers) <= plan_tool._CachedResolver._LIMIT + 1

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tools import json_text
 from tools.cost import plan_lines
 from tools.engine import ROOT, Resource, Run, StackFileError, collector_tuned, run_stack
 from tools.review_diff import digests_text
@@ -197,20 +198,87 @@ def _unmask(text: str, masked: list[str], token: str) -> str:
     return "".join(out)
 
 
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_FLOATS = yaml.SafeDumper(io.StringIO())  # only its float representer is used
+
+
+def _node(value: Any, masked: list[str], token: str, seen: set[int]) -> yaml.Node:
+    """The node PyYAML's SafeRepresenter (`sort_keys=False`, block style) makes of `value`,
+    built in one pass with the checks and the masking of `_mask`. A dict or list met twice
+    (the representer would write an anchor and an alias) is `_Unmaskable`."""
+    kind = type(value)
+    if kind is str:
+        if value.isascii() and value.isprintable():
+            return yaml.ScalarNode(_STR, value)
+        masked.append(value)
+        return yaml.ScalarNode(_STR, f"{token}{len(masked) - 1}")
+    if kind is dict or kind is list:
+        if id(value) in seen:
+            raise _Unmaskable
+        seen.add(id(value))
+        if kind is list:
+            items = [_node(v, masked, token, seen) for v in value]
+            return yaml.SequenceNode(_SEQ, items, flow_style=False)
+        pairs = []
+        for key, item in value.items():
+            if not _printable_key(key):
+                raise _Unmaskable
+            pairs.append((yaml.ScalarNode(_STR, key), _node(item, masked, token, seen)))
+        return yaml.MappingNode(_MAP, pairs, flow_style=False)
+    if value is None:
+        return yaml.ScalarNode("tag:yaml.org,2002:null", "null")
+    if kind is bool:
+        return yaml.ScalarNode("tag:yaml.org,2002:bool", "true" if value else "false")
+    if kind is int:
+        return yaml.ScalarNode("tag:yaml.org,2002:int", str(value))
+    if kind is float:
+        return _FLOATS.represent_float(value)
+    raise _Unmaskable
+
+
+class _CachedResolver:
+    """libyaml's serializer asks the Python resolver about every scalar twice (would it read
+    back as a string, plain or quoted?); a large plan asks about the same few thousand values
+    hundreds of thousands of times. Without path resolvers (SafeDumper has none) the answer
+    depends only on the question, so it is remembered (and forgotten past `_LIMIT`)."""
+
+    _answers: dict[tuple[Any, ...], Any] = {}
+    _LIMIT = 200_000
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode:  # a collection's value is its (unhashable) items
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        answers = _CachedResolver._answers
+        found = answers.get(key)
+        if found is None:
+            if len(answers) > self._LIMIT:
+                answers.clear()
+            found = answers[key] = super().resolve(kind, value, implicit)
+        return found
+
+
+_FAST_DUMPER = (
+    type("_FastDumper", (_CachedResolver, _C_DUMPER), {}) if _C_DUMPER is not None else None
+)
+if _FAST_DUMPER is not None and _FAST_DUMPER.yaml_path_resolvers:  # pragma: no cover
+    raise RuntimeError("path resolvers make a resolver's answer depend on the path")
+
+
 def dump_yaml(obj: Any) -> str:
     """`yaml.safe_dump(obj, sort_keys=False)`, byte for byte, mostly written by libyaml (see
-    `_C_DUMPER`)."""
-    if _C_DUMPER is None:
+    `_C_DUMPER`): the nodes are built directly (`_node`), serialized by libyaml, and masked
+    strings written by the pure emitter (`_unmask`)."""
+    if _FAST_DUMPER is None:
         return yaml.safe_dump(obj, sort_keys=False)
-    options = {"Dumper": _C_DUMPER, "sort_keys": False, "default_flow_style": False}
-    options |= {"allow_unicode": False, "width": None, "line_break": None}
-    if _plain_data(obj):
-        return yaml.dump(obj, **options)
     masked: list[str] = []
     token = f"zmask{uuid.uuid4().hex}n"
     try:
-        text = yaml.dump(_mask(obj, masked, token), **options)
-        return _unmask(text, masked, token)
+        node = _node(obj, masked, token, set())
+        text = yaml.serialize(
+            node, Dumper=_FAST_DUMPER, allow_unicode=False, width=None, line_break=None
+        )
+        return _unmask(text, masked, token) if masked else text
     except _Unmaskable:
         return yaml.safe_dump(obj, sort_keys=False)
 
@@ -221,11 +289,11 @@ def render(run: Run) -> dict[str, str]:
     files: dict[str, str] = {
         # Sorted by URN: registration order depends on when outputs resolve, and a plan must
         # be byte-identical between runs to be diffed in review.
-        "resources.json": json.dumps(
-            [r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)], indent=2
+        "resources.json": json_text.dumps(
+            [r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)]
         )
         + "\n",
-        "outputs.json": json.dumps(outputs_document(run), indent=2) + "\n",
+        "outputs.json": json_text.dumps(outputs_document(run)) + "\n",
         # Lets tools.review say that a [secret] changed without showing it.
         "digests.json": digests_text(run.resources),
     }
@@ -469,7 +537,7 @@ def write_export(run: Run, path: Path) -> None:
     from tools.export import export_document
 
     check_export_path(path)
-    text = json.dumps(export_document(run), indent=2) + "\n"
+    text = json_text.dumps(export_document(run)) + "\n"
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     ) as tmp:

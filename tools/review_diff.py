@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools import review_replace
+from tools import json_text, review_replace
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -73,7 +73,7 @@ def digests_document(resources: Iterable[Any]) -> dict[str, Any]:
 
 
 def digests_text(resources: Iterable[Any]) -> str:
-    return json.dumps(digests_document(resources), indent=2, sort_keys=True) + "\n"
+    return json_text.dumps(digests_document(resources), sort_keys=True) + "\n"
 
 
 # --- plans ------------------------------------------------------------------------------------
