@@ -576,3 +576,31 @@ def test_shared_objects_floats_and_a_full_resolver_cache_still_write_as_safe_dum
         assert plan_tool.dump_yaml(doc) == yaml.safe_dump(doc, sort_keys=False)
     assert "&id001" in plan_tool.dump_yaml(docs[0])
     assert len(plan_tool._CachedResolver._answers) <= plan_tool._CachedResolver._LIMIT + 1
+
+
+def test_the_recorded_wire_dicts_are_message_to_dict_in_the_same_order(plan):
+    """`engine._wire` against protobuf's own MessageToDict, on every registration's inputs of
+    a committed stack (order included: it is the order of `inputs` in resources.json)."""
+    from google.protobuf import json_format, struct_pb2
+
+    run, _ = plan
+
+    def ordered(value: Any) -> Any:
+        if isinstance(value, dict):
+            return [(k, ordered(v)) for k, v in value.items()]
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return (type(value).__name__, value)
+
+    for resource in run.resources:
+        struct = struct_pb2.Struct()
+        struct.update(resource.wire_inputs)
+        expected = json_format.MessageToDict(struct, preserving_proto_field_name=True)
+        assert ordered(engine._wire(struct)) == ordered(expected), resource.urn
+    odd = struct_pb2.Struct()
+    odd.update({"n": None, "e": {}, "l": [], "x": [1.5, True, "s", None, {"y": []}]})
+    odd.fields["unset"].Clear()
+    assert ordered(engine._wire(odd)) == ordered(json_format.MessageToDict(odd))
+    odd.update({"inf": float("inf")})
+    with pytest.raises(ValueError, match="Infinity"):
+        engine._wire(odd)

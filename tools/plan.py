@@ -401,9 +401,14 @@ def _remove_plan(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def _put(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+def _put(path: Path, text: str, made: set[Path]) -> None:
+    """Write one file of a fresh staging directory; `made`: the directories already there
+    (5,000 manifests share two)."""
+    if path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made.add(path.parent)
+    with open(path, "wb") as file:
+        file.write(text.encode("utf-8"))
 
 
 def write(run: Run, out: Path) -> None:
@@ -419,10 +424,12 @@ def write(run: Run, out: Path) -> None:
     try:
         # The marker first: the staging directory is then a plan output the cleanup may remove.
         (staging / MARKER).write_text(_marker_text(run, list(files)))
+        made = {staging}
         for name in _PLAN_DIRS:
             (staging / name).mkdir()
+            made.add(staging / name)
         for rel, text in files.items():
-            _put(staging / rel, text)
+            _put(staging / rel, text, made)
         _swap(staging, out)
     except BaseException:
         if staging.exists():
