@@ -289,12 +289,13 @@ def test_a_write_that_fails_midway_leaves_the_previous_plan_and_no_debris(tmp_pa
     before = snapshot(out)
     calls = []
 
-    def failing_put(path: Path, text: str) -> None:
+    put = plan_tool._put
+
+    def failing_put(path: Path, text: str, made: set[Path]) -> None:
         calls.append(path)
         if len(calls) == 5:
             raise OSError(28, "No space left on device")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        put(path, text, made)
 
     monkeypatch.setattr(plan_tool, "_put", failing_put)
     with pytest.raises(OSError, match="No space left"):
