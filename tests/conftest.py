@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,20 @@ from tools.engine import (
 )
 
 STACKS = ("dev", "staging", "production")
+
+# The session's collector: young collections every 10 000 allocations instead of 700. The session
+# keeps a large heap alive (the committed stacks' runs, plans, schemas) while tests allocate
+# millions of short-lived objects (the policy servicer builds a proxy tree per resource and
+# policy); at 700 those objects outlived young collections, and the promotions set off a full
+# collection of the whole heap about a hundred times (17 s, a sixth of the suite). Tests that
+# tune or check the collector compare against the values they find (tests/test_plan_speed.py).
+SESSION_GC_THRESHOLD = (10_000, 10, 10)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    gc.set_threshold(*SESSION_GC_THRESHOLD)
+
+
 _RUNS: dict[str, Run] = {}
 
 
