@@ -462,3 +462,40 @@ def test_the_analyze_cache_gives_the_servicers_own_answers():
     assert tool.analyze(recs, "production", cfg, cache=cache) == plain and cache
     res(recs, "ingress-lb")["protect"] = True
     assert tool.analyze(recs, "production", cfg, cache=cache) == []
+
+
+def test_cached_conversions_give_each_policy_a_tree_of_its_own():
+    """With a cache, the servicer's Struct-to-dict conversions are memoized
+    (`tools.policy._MemoizedJsonFormat`): a policy that writes into the properties it is given
+    still changes nothing that another policy, or a later analysis, sees."""
+    from google.protobuf import json_format
+    from pulumi_policy import EnforcementLevel, StackValidationPolicy
+    from pulumi_policy import policy as sdk
+    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    def writer(args, report):
+        for r in args.resources:
+            r.props["spec"] = "overwritten"  # a dict proxy writes through
+
+    def reader(args, report):
+        for r in args.resources:
+            spec = r.props["spec"]
+            report(f"{r.name}: {spec if isinstance(spec, str) else spec['replicas']}", r.urn)
+
+    policies = [
+        StackValidationPolicy(name="writer", description="Writes.", validate=writer),
+        StackValidationPolicy(name="reader", description="Reads.", validate=reader),
+    ]
+    svc = _PolicyAnalyzerServicer("probe-pack", "0.0.1", policies, EnforcementLevel.ADVISORY)
+    urn = "urn:pulumi:production::service-mesh::probe:index:Thing::a"
+    recs = [
+        {"urn": urn, "type": "probe:index:Thing", "name": "a", "inputs": {"spec": {"replicas": 2}}}
+    ]
+    cfg = {"writer": ("advisory", {}), "reader": ("advisory", {})}
+    plain = tool.analyze(recs, "production", cfg, svc)
+    assert [(f.policy, f.urn, f.message) for f in plain] == [("reader", urn, "Reads.\na: 2.0")]
+    cache: dict = {}
+    for _ in range(3):
+        assert tool.analyze(recs, "production", cfg, svc, cache) == plain
+    assert cache[tool._CONVERSIONS], "the conversions were memoized"
+    assert sdk.json_format is json_format, "and the servicer's module is restored"

@@ -21,6 +21,7 @@ refused (the CLI would ignore a typo'd exception silently).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -278,6 +279,52 @@ def _stack_urn(stack: str, resources: Sequence[Mapping[str, Any]]) -> str:
     return f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
 
 
+class _MemoizedJsonFormat:
+    """`google.protobuf.json_format` as the servicer sees it during a cached `analyze`: a message
+    converted before (same type, same deterministic bytes) is answered from `memo`. In `Analyze`
+    and `AnalyzeStack` the servicer hands each converted dict straight to
+    `deserialize_properties`, which builds a new tree of its own (only the scalars are shared),
+    so a policy never holds an object another call saw. The stack policies otherwise convert
+    every resource again, one policy after the other."""
+
+    def __init__(self, real: Any, memo: dict[tuple[str, bytes], Any]) -> None:
+        self._real = real
+        self._memo = memo
+
+    def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self._real.MessageToDict(message, *args, **kwargs)
+        key = (message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True))
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = self._real.MessageToDict(message)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+_CONVERSIONS = b"\0conversions"  # the key of the conversion memo in an `analyze` cache
+
+
+@contextlib.contextmanager
+def _conversions_memoized(cache: dict[bytes, Any] | None):
+    """While analysing with a cache, the servicer's Struct-to-dict conversions are memoized in
+    it (`_MemoizedJsonFormat`); `Configure`, whose converted config reaches the policies as is,
+    runs outside."""
+    if cache is None:
+        yield
+        return
+    from pulumi_policy import policy as sdk
+
+    real = sdk.json_format
+    sdk.json_format = _MemoizedJsonFormat(real, cache.setdefault(_CONVERSIONS, {}))
+    try:
+        yield
+    finally:
+        sdk.json_format = real
+
+
 def analyze(
     resources: Sequence[Mapping[str, Any]],
     stack: str,
@@ -290,7 +337,8 @@ def analyze(
 
     `cache` (for callers analysing many variants of one plan) keeps each `Analyze` response
     by request and config: a resource policy sees only its resource, so an unchanged resource
-    under unchanged config gets the same answer."""
+    under unchanged config gets the same answer; the servicer's conversions of the request
+    Structs are memoized in it too (`_MemoizedJsonFormat`)."""
     from pulumi.runtime import proto
 
     svc = svc or servicer()
@@ -315,15 +363,19 @@ def analyze(
             level = _level_name(d.enforcementLevel)
             findings.append(Finding(level, d.policyName, d.urn or default_urn, d.message))
 
+    # Each resource's properties, options and provider, built once for both calls (the
+    # messages are copied into each request).
+    providers: dict[str, Any] = {}
+    parts = []
     for r in resources:
+        ref = r.get("provider") or ""
+        if ref not in providers:
+            providers[ref] = _provider(r, by_urn)
+        parts.append((_struct(r.get("inputs") or {}), _options(r), providers[ref]))
+    for r, (properties, options, provider) in zip(resources, parts, strict=True):
         request = proto.AnalyzeRequest(
-            type=r["type"],
-            properties=_struct(r.get("inputs") or {}),
-            urn=r["urn"],
-            name=r["name"],
-            options=_options(r),
+            type=r["type"], properties=properties, urn=r["urn"], name=r["name"], options=options
         )
-        provider = _provider(r, by_urn)
         if provider is not None:
             request.provider.CopyFrom(provider)
         if cache is None:
@@ -331,27 +383,26 @@ def analyze(
             continue
         key = fingerprint + request.SerializeToString(deterministic=True)
         if key not in cache:
-            cache[key] = svc.Analyze(request, None)
+            with _conversions_memoized(cache):
+                cache[key] = svc.Analyze(request, None)
         collect(cache[key], r["urn"])
     stack_resources = []
-    for r in resources:
+    for r, (properties, options, provider) in zip(resources, parts, strict=True):
         item = proto.AnalyzerResource(
             type=r["type"],
-            properties=_struct(r.get("inputs") or {}),
+            properties=properties,
             urn=r["urn"],
             name=r["name"],
-            options=_options(r),
+            options=options,
             parent=r.get("parent") or "",
             dependencies=list(r.get("dependencies") or []),
         )
-        provider = _provider(r, by_urn)
         if provider is not None:
             item.provider.CopyFrom(provider)
         stack_resources.append(item)
-    collect(
-        svc.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None),
-        _stack_urn(stack, resources),
-    )
+    with _conversions_memoized(cache):
+        response = svc.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None)
+    collect(response, _stack_urn(stack, resources))
     order = {"mandatory": 0, "remediate": 0, "advisory": 1}
     return sorted(findings, key=lambda f: (order.get(f.level, 2), f.policy, f.urn, f.message))
 
