@@ -8,6 +8,7 @@ beside `Pulumi.yaml`; a test runs `name_collisions` over the committed ones. Pur
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,6 +101,14 @@ def name_collisions(
     return [name_problem(name, found) for name, found in owners.items() if len(found) > 1]
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Any:
+    """A stack or project file's text parsed, once per distinct text: every run reads the
+    sibling files, and a process that runs the program many times (the tests, a review of three
+    stacks) would parse the same few files again each time. Shared: callers only read it."""
+    return yaml.safe_load(text)
+
+
 def sibling_names(
     stack: str, project_dir: Path, default_names: Mapping[str, str]
 ) -> dict[str, str]:
@@ -107,7 +116,7 @@ def sibling_names(
     `Pulumi.yaml` (or in its `stackConfigDir`). A file that cannot be read is skipped: its own
     run reports it."""
     try:
-        project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+        project = _parsed((project_dir / "Pulumi.yaml").read_text()) or {}
         config_dir = project_dir / str(project.get("stackConfigDir") or ".")
     except (OSError, yaml.YAMLError, AttributeError):
         return {}
@@ -118,7 +127,7 @@ def sibling_names(
             continue
         try:
             name = derived_name(
-                (yaml.safe_load(path.read_text()) or {}).get("config") or {}, default_names
+                (_parsed(path.read_text()) or {}).get("config") or {}, default_names
             )
         except (OSError, yaml.YAMLError, AttributeError):
             continue
