@@ -130,9 +130,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from tests import slo_promtool
+    from tests import forked, slo_promtool
 
     slo_promtool.close()
+    forked.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ before any resource is registered."""
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,7 +14,8 @@ from components import config
 from components.base.model import ConfigError
 from components.cluster.catalog import DOKS_REGIONS
 from tests.conftest import STACKS, run_config, stack_config, write_stack_file
-from tools.engine import ROOT, read_stack_config, stack_file
+from tests.forked import run_module
+from tools.engine import read_stack_config, stack_file
 
 DELETE = object()
 
@@ -269,21 +268,8 @@ def test_error_names_value_and_allowed():
 def test_plan_tool_exits_2_with_message_and_no_traceback(tmp_path):
     bad = mutate(stack_config("production"), "cluster.workloadPool.maxNodes", 0)
     path = write_stack_file(tmp_path, bad)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.plan",
-            "production",
-            "--stack-file",
-            str(path),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = run_module(
+        "tools.plan", "production", "--stack-file", path, "--out", tmp_path / "out", timeout=120
     )
     assert proc.returncode == 2
     assert "service-mesh:cluster.workloadPool.maxNodes = 0" in proc.stderr

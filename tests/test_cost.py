@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from datetime import date
 
 import pytest
 
 from tests.conftest import stack_config, stack_run, write_stack_file
+from tests.forked import run_module
 from tools import cost as cost_tool
-from tools.engine import ROOT
 from tools.review_capacity import POD_GROUPS, capacity
 
 GIB = 2**30
@@ -142,13 +140,7 @@ def test_the_plan_tool_prints_cost_and_capacity_and_refuses_what_does_not_fit(tm
     }
     small = write_stack_file(tmp_path, config)
     args = ["production", "--stack-file", str(small), "--out", str(tmp_path / "plan")]
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.plan", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("tools.plan", *args)
     assert done.returncode == 1, done.stderr
     assert "monthly cost (USD" in done.stdout and "DOES NOT FIT: refused" in done.stdout
     assert (tmp_path / "plan" / "resources.json").is_file(), "written, then refused"

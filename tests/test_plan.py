@@ -8,13 +8,13 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import stack_run
+from tests.forked import run_module
 from tools import plan as plan_tool
 from tools.engine import FAKE_OUTPUTS, ROOT, Run, run_stack
 from tools.plan import FAKE, FAKE_MARK, HELM_TYPES, MARKER, OutputError, is_manifest, write
@@ -78,13 +78,8 @@ LB = "digitalocean:index/loadBalancer:LoadBalancer"
 
 
 def plan_cli(*args: object, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.plan", *map(str, args)],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_module(
+        "tools.plan", *args, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300
     )
 
 

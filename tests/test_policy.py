@@ -20,6 +20,7 @@ from google.protobuf import struct_pb2
 
 from policies.pack import PACK_NAME, RULES, pack_arguments
 from tests.conftest import stack_run
+from tests.forked import run_module
 from tests.test_policy_rules import analyze, config, records, res
 from tools import policy as tool
 from tools.engine import ROOT
@@ -326,13 +327,7 @@ def _by_name(data: list, name: str, type_suffix: str) -> dict:
 
 
 def test_the_committed_production_stack_passes_from_the_command_line():
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.policy", "production"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_module("tools.policy", "production", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == "passed"
     assert "0 mandatory, 0 advisory violation(s)" in done.stdout
@@ -433,13 +428,7 @@ def test_a_plan_of_another_stack_is_refused(tmp_path, capsys):
 
 
 def test_bad_input_from_the_command_line_has_no_traceback():
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.policy", "production", "--plan", "/nonexistent"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_module("tools.policy", "production", "--plan", "/nonexistent", timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 

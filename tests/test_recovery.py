@@ -7,11 +7,11 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.forked import run_module
 from tools import recover
 from tools.engine import ROOT
 from tools.export import SECRET_SIG, SIG_KEY, export_document
@@ -70,13 +70,7 @@ def test_the_plan_tool_writes_the_export_and_never_overwrites_a_user_file(tmp_pa
     user_file.write_text('{"mine": true}')
 
     def plan(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tools.plan", "dev", "--out", str(tmp_path / "p"), *extra],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_module("tools.plan", "dev", "--out", tmp_path / "p", *extra)
 
     refused = plan("--export", str(user_file))
     assert refused.returncode == 2 and "refusing to overwrite" in refused.stderr
@@ -84,21 +78,8 @@ def test_the_plan_tool_writes_the_export_and_never_overwrites_a_user_file(tmp_pa
     done = plan("--export", str(tmp_path / "dev.json"))
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "dev.json").read_text())["version"] == 3
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.plan",
-            "dev",
-            "--out",
-            str(tmp_path / "p2"),
-            "--export",
-            str(tmp_path / "dev.json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    again = run_module(
+        "tools.plan", "dev", "--out", tmp_path / "p2", "--export", tmp_path / "dev.json"
     )
     assert again.returncode == 0, "its own earlier export may be replaced"
 
@@ -167,13 +148,7 @@ def test_each_corrupted_export_is_refused_with_a_clear_line(tmp_path, corrupt, w
     assert all("offline-placeholder" not in line for line in findings), "no secret echoed"
     path = tmp_path / "export.json"
     path.write_text(json.dumps(doc))
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.recover", "check", str(path), "--stack", "production"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("tools.recover", "check", path, "--stack", "production")
     assert done.returncode == 1 and words in done.stdout, done.stdout + done.stderr
 
 
@@ -184,13 +159,7 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path):
         ["check", str(tmp_path / "bad.json"), "--stack", "dev"],
         ["plan", str(tmp_path / "bad.json"), "--lost", "cluster"],
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "tools.recover", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = run_module("tools.recover", *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith("error: ")
 
@@ -243,13 +212,7 @@ def test_a_region_loss_recreates_the_load_balancer_and_updates_dns():
 def test_the_plan_command_lists_the_retained_way_in(tmp_path):
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export_of("production")))
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.recover", "plan", str(path), "--lost", "cluster"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = run_module("tools.recover", "plan", path, "--lost", "cluster")
     assert done.returncode == 0, done.stderr
     retained = done.stdout.split("Retained", 1)[1].split("Updated", 1)[0]
     for name in (

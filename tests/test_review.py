@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.forked import run_module
 from tools import review, review_replace
 from tools.engine import ROOT
 from tools.plan import write
@@ -334,13 +335,7 @@ def test_a_version_goes_up_in_place_and_down_by_replacement(pairs):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.review", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_module("tools.review", *args)
 
 
 def test_the_command_line_prints_json_and_exits_1_on_blockers(pairs, tmp_path):
