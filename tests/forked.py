@@ -4,19 +4,19 @@ Pulumi and its providers (0.6 s of a 1 s plan run; some forty commands a session
 `run_module(module, *args, ...)` returns what `subprocess.run([sys.executable, "-m", module,
 *args], capture_output=True, text=True, ...)` returns. The command runs in a fork of one server
 process that has imported third-party libraries only (`PRELOAD`: Pulumi, its providers and the
-API groups a run loads, pydantic, yaml, jsonschema, pulumi_policy) and nothing of this project
-(checked when it starts). The fork is a new process as `python -m` would start it: the
-command's cwd, environment, `sys.argv` and `sys.path`; stdin, stdout and stderr are files; the
-module runs through runpy's `_run_module_as_main` (what `-m` calls) in a cleared `__main__`, and
-the interpreter exits as usual (atexit handlers, flushing, an uncaught exception's traceback
-and exit code 1, a `SystemExit`'s code). The server's own objects stay frozen in the fork
-(`gc.freeze`, as Python advises before forking): collections skip them, and the command's
-objects are collected as usual.
+API groups a run loads, pydantic, yaml, jsonschema, pulumi_policy), nothing of this project, and
+runs no other thread (both checked when it starts). The fork is a new process as `python -m`
+would start it: the command's cwd, environment, `sys.argv` and `sys.path`; stdin, stdout and
+stderr are files; the module runs through runpy's `_run_module_as_main` (what `-m` calls) in a
+cleared `__main__`, and the interpreter exits as usual (atexit handlers, flushing, an uncaught
+exception's traceback and exit code 1, a `SystemExit`'s code). The server's own objects stay
+frozen in the fork (`gc.freeze`, as Python advises before forking): collections skip them, and
+the command's objects are collected as usual.
 
 What a library computed when it was imported is the server's: so a command is forked only when
-its environment is the server's (`NOT_READ_ON_IMPORT` aside) and its cwd the checkout, as for nearly
-every command the tests run; any other runs in a fresh interpreter. Tests that are about a
-fresh interpreter itself keep one (each tool's `--help` in tests/test_tools.py, the layout
+its environment is the server's (`NOT_READ_ON_IMPORT` aside) and its cwd the checkout, as for
+nearly every command the tests run; any other runs in a fresh interpreter. Tests that are about
+a fresh interpreter itself keep one (each tool's `--help` in tests/test_tools.py, the layout
 probes, the policy pack run as the CLI runs it, the benchmark)."""
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ for name in sys.argv[1].split(","):
     importlib.import_module(name)
 project = tuple(sys.argv[2].split(","))
 mine = sorted(m for m in sys.modules if m.split(".")[0] in project)
-clean = {"project_modules": mine}
+threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+clean = {"project_modules": mine, "threads": threads}
 import gc
 gc.freeze()  # collections in a fork skip what the server loaded (its pages stay shared)
 own_path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -82,6 +83,23 @@ reply.write(json.dumps(clean) + "\n")
 reply.flush()
 
 
+def finished(pid, timeout):  # whether the fork ends within `timeout` s (reaped afterwards)
+    try:
+        done = os.pidfd_open(pid)
+    except OSError:  # a kernel without pidfds: poll
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+            time.sleep(0.01)
+        return False
+    try:
+        return bool(select.select([done], [], [], timeout)[0])
+    finally:
+        os.close(done)
+
+
 def serve():
     for line in control:
         ask = json.loads(line)
@@ -90,11 +108,9 @@ def serve():
         pid = os.fork()
         if pid == 0:
             return ask
-        done = os.pidfd_open(pid)
-        timed_out = not select.select([done], [], [], ask["timeout"])[0]
+        timed_out = not finished(pid, ask["timeout"])
         if timed_out:
             os.kill(pid, signal.SIGKILL)
-        os.close(done)
         status = os.waitpid(pid, 0)[1]
         answer = {"returncode": os.waitstatus_to_exitcode(status), "timed_out": timed_out}
         reply.write(json.dumps(answer) + "\n")
@@ -168,7 +184,7 @@ class Server:
         self._out = os.fdopen(control_write, "w")
         self._in = os.fdopen(reply_read, "r")
         hello = json.loads(self._in.readline() or "{}")
-        if hello.get("project_modules") != []:
+        if hello.get("project_modules") != [] or hello.get("threads") != 1:
             errors_text = (self._dir / "server.err").read_text()
             raise RuntimeError(f"the fork server did not start clean: {hello} {errors_text}")
         self._count = 0
@@ -244,7 +260,7 @@ def run_module(
     global _SERVER_PROCESS
     wanted = dict(os.environ if env is None else env)
     argv = [str(a) for a in args]
-    if hasattr(os, "fork") and hasattr(os, "pidfd_open"):
+    if hasattr(os, "fork") and hasattr(os, "waitid"):
         if _SERVER_PROCESS is None:
             _SERVER_PROCESS = Server()
         if _SERVER_PROCESS.accepts(cwd, wanted):
