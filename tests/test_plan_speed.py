@@ -604,3 +604,17 @@ def test_the_recorded_wire_dicts_are_message_to_dict_in_the_same_order(plan):
     odd.update({"inf": float("inf")})
     with pytest.raises(ValueError, match="Infinity"):
         engine._wire(odd)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_finished_run_leaves_no_task_running(stack):
+    """What lets the engine skip its walk of the event loop's tasks after a run that finished
+    (`_cancel_leftover_tasks`): nothing of the run is still pending, in preview too."""
+    import asyncio
+
+    from pulumi.runtime.sync_await import _ensure_event_loop
+
+    for preview in (False, True):
+        run_stack(stack, preview=preview)
+        loop = _ensure_event_loop()
+        assert [t for t in asyncio.all_tasks(loop) if not t.done()] == []

@@ -782,13 +782,15 @@ def attempt(
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     main = str(ROOT / "__main__.py")
+    finished = False
     try:
         with collector_tuned(), _monitor_inline():
             _sync_await(run_pulumi_func(program or (lambda: _program(main))))
+        finished = True
     except Exception as error:
         run.error = error
     finally:
-        _cancel_leftover_tasks()
+        _cancel_leftover_tasks(finished)
     return run
 
 
@@ -870,16 +872,19 @@ def collector_tuned():
             gc.enable()
 
 
-def _cancel_leftover_tasks() -> None:
+def _cancel_leftover_tasks(finished: bool) -> None:
     """A failed program can leave Outputs still resolving on the shared event loop; cancel them,
-    so that a later run in the same process never sees another run's error."""
+    so that a later run in the same process never sees another run's error. A run that
+    finished has awaited all of its own (the SDK waits for every Output it tracks), so the
+    loop's tasks are walked only after a failure: the walk visits every task object not yet
+    collected, about 0.8 s of a test session."""
     import asyncio
 
     from pulumi.runtime.settings import SETTINGS
     from pulumi.runtime.sync_await import _ensure_event_loop
 
     loop = _ensure_event_loop()
-    if not loop.is_running():
+    if not finished and not loop.is_running():
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for task in pending:
             task.cancel()
