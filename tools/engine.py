@@ -106,8 +106,9 @@ class Run:
     # Every string the fake cloud invented (ids, IPs, endpoints, versions, PEMs), and the stack
     # outputs that carry one: the plan labels those so nobody copies a fake as a real value.
     fake_values: set[str] = field(default_factory=set)
-    # What the fake cloud answered for the registration in flight, per thread: the mock monitor
-    # serves registrations on several threads, so one shared slot would mix them up.
+    # What the fake cloud answered for the registration in flight, per thread: the engine
+    # serves the monitor inline (`_monitor_inline`), but the SDK's own executor would serve it
+    # on several threads, where one shared slot would mix registrations up.
     created: threading.local = field(default_factory=threading.local, repr=False)
     wire_outputs: dict[str, Any] = field(default_factory=dict)  # the stack's, secrets kept
     fake_outputs: set[str] = field(default_factory=set)
