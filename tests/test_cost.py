@@ -63,19 +63,21 @@ def test_monthly_cost_of_each_stack(stack):
 # Hand-checked requests (the plan's chart values) against allocatable (prices.json: 4 GB node
 # 2.5 GiB, 8 GB node 6 GiB; CPU = vCPUs):
 # dev system (1 x s-2vcpu-4gb: 2000m, 2.5 GiB): istiod 1 x (250m, 512Mi) + metrics-server
-#   1 x (100m, 200Mi) = 350m, 712Mi. workload: two gateways 1 x (100m, 128Mi) = 200m, 256Mi.
+#   1 x (100m, 200Mi) = 350m, 712Mi. workload: two gateways 1 x (100m, 128Mi) + kiali's chart
+#   default 1 x (10m, 64Mi) = 210m, 320Mi.
 # staging system (2 x s-2vcpu-4gb: 4000m, 5 GiB): istiod 2 x (500m, 1Gi) + metrics-server
 #   2 x (100m, 200Mi) = 1200m, 2448Mi. workload (2 x s-4vcpu-8gb: 8000m, 12 GiB): ingress
-#   2 x (250m, 256Mi) + egress 2 x (100m, 128Mi) = 700m, 768Mi.
+#   2 x (250m, 256Mi) + egress 2 x (100m, 128Mi) + kiali (10m, 64Mi) = 710m, 832Mi.
 # production system (3 x s-4vcpu-8gb: 12000m, 18 GiB): istiod 3 x (1, 2Gi) + metrics-server
 #   2 x (100m, 200Mi) = 3200m, 6544Mi. workload: ingress 3 x (500m, 512Mi) + egress
-#   2 x (250m, 256Mi) = 2000m, 2048Mi, plus Flagger's pods where a canary is declared.
+#   2 x (250m, 256Mi) + kiali (10m, 64Mi) = 2010m, 2112Mi, plus Flagger's pods where a canary
+#   is declared.
 SYSTEM = {
     "dev": (350, 712 * MIB, 2000, 2.5 * GIB),
     "staging": (1200, 2448 * MIB, 4000, 5 * GIB),
     "production": (3200, 6544 * MIB, 12000, 18 * GIB),
 }
-GATEWAYS = {"dev": (200, 256 * MIB), "staging": (700, 768 * MIB), "production": (2000, 2048 * MIB)}
+WORKLOAD = {"dev": (210, 320 * MIB), "staging": (710, 832 * MIB), "production": (2010, 2112 * MIB)}
 
 
 @pytest.mark.parametrize("stack", sorted(SYSTEM))
@@ -88,7 +90,7 @@ def test_capacity_of_each_stack(stack):
         SYSTEM[stack]
     )
     flagger = [p for p in workload.pods if p.startswith("flagger")]
-    cpu, memory = GATEWAYS[stack]
+    cpu, memory = WORKLOAD[stack]
     if not flagger:
         assert (workload.cpu, workload.memory) == (cpu, memory)
     else:
@@ -145,3 +147,23 @@ def test_the_plan_tool_prints_cost_and_capacity_and_refuses_what_does_not_fit(tm
     assert "monthly cost (USD" in done.stdout and "DOES NOT FIT: refused" in done.stdout
     assert (tmp_path / "plan" / "resources.json").is_file(), "written, then refused"
     assert json.loads((tmp_path / "plan" / "digests.json").read_text())["resources"]
+
+
+def test_requests_are_read_where_each_chart_takes_them_and_its_defaults_counted():
+    """Pinned charts' own layouts (their values.yaml): tempo's container resources under
+    `tempo:`; kiali, flagger and its load tester request 10m/64Mi, 10m/32Mi and 10m/64Mi
+    when the release sets nothing."""
+    from tools.review_capacity import chart_pods
+
+    requests = {"requests": {"cpu": "250m", "memory": "1Gi"}}
+    (tempo,) = chart_pods("tempo", {"tempo": {"resources": requests}})
+    assert (tempo.cpu, tempo.memory, tempo.defaulted) == (250, 2**30, False)
+    (unset,) = chart_pods("tempo", {"resources": requests})  # not where the chart reads it
+    assert unset.cpu is None and unset.memory is None
+    for chart, cpu, memory in (
+        ("kiali-server", 10, 64 * 2**20),
+        ("flagger", 10, 32 * 2**20),
+        ("loadtester", 10, 64 * 2**20),
+    ):
+        (pods,) = chart_pods(chart, {})
+        assert (pods.cpu, pods.memory, pods.defaulted) == (cpu, memory, True), chart

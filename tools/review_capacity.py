@@ -95,18 +95,21 @@ POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
         PodGroup("loki", "singleBinary", replicas="replicas", default_replicas=0),
         PodGroup("loki gateway", "gateway", replicas="replicas", enabled="gateway.enabled"),
     ),
-    "tempo": (PodGroup("tempo", replicas="replicas"),),
+    # The tempo chart takes its container's resources under `tempo:`, its replicas and
+    # scheduling at the top level.
+    "tempo": (PodGroup("tempo", replicas="replicas", resources="tempo.resources"),),
     "kiali-server": (
         PodGroup(
             "kiali",
             "deployment",
             replicas="replicas",
             node_selector=("node_selector",),
+            default_requests=("10m", "64Mi"),
         ),
     ),
     "opentelemetry-collector": (PodGroup("log collector", daemonset=True),),
-    "flagger": (PodGroup("flagger"),),
-    "loadtester": (PodGroup("flagger load tester"),),
+    "flagger": (PodGroup("flagger", default_requests=("10m", "32Mi")),),
+    "loadtester": (PodGroup("flagger load tester", default_requests=("10m", "64Mi")),),
 }
 
 
