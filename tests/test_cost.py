@@ -61,23 +61,43 @@ def test_monthly_cost_of_each_stack(stack):
 
 
 # Hand-checked requests (the plan's chart values) against allocatable (prices.json: 4 GB node
-# 2.5 GiB, 8 GB node 6 GiB; CPU = vCPUs):
+# 2.5 GiB, 8 GB node 6 GiB; CPU = vCPUs). On every node of both pools: node-exporter (it
+# tolerates every taint) and the log collector (it tolerates the system pool's).
 # dev system (1 x s-2vcpu-4gb: 2000m, 2.5 GiB): istiod 1 x (250m, 512Mi) + metrics-server
-#   1 x (100m, 200Mi) = 350m, 712Mi. workload: two gateways 1 x (100m, 128Mi) + kiali's chart
-#   default 1 x (10m, 64Mi) = 210m, 320Mi.
+#   1 x (100m, 200Mi) + node-exporter (10m, 32Mi) + log collector (50m, 128Mi) = 410m, 872Mi.
+#   workload: two gateways 1 x (100m, 128Mi) + kiali (10m, 64Mi) + prometheus (100m, 512Mi)
+#   + alertmanager (10m, 64Mi) + grafana (50m, 128Mi) + operator (50m, 64Mi) + kube-state-
+#   metrics (10m, 64Mi) + node-exporter (10m, 32Mi) + loki (100m, 256Mi) + loki gateway
+#   (10m, 32Mi) + tempo (50m, 256Mi) + log collector (50m, 128Mi) + cert-manager controller,
+#   webhook, cainjector (10m, 64Mi), (10m, 32Mi), (10m, 64Mi) = 680m, 2016Mi.
 # staging system (2 x s-2vcpu-4gb: 4000m, 5 GiB): istiod 2 x (500m, 1Gi) + metrics-server
-#   2 x (100m, 200Mi) = 1200m, 2448Mi. workload (2 x s-4vcpu-8gb: 8000m, 12 GiB): ingress
-#   2 x (250m, 256Mi) + egress 2 x (100m, 128Mi) + kiali (10m, 64Mi) = 710m, 832Mi.
+#   2 x (100m, 200Mi) + node-exporter 2 x (10m, 32Mi) + log collector 2 x (100m, 128Mi)
+#   = 1420m, 2768Mi. workload (2 x s-4vcpu-8gb: 8000m, 12 GiB): ingress 2 x (250m, 256Mi) +
+#   egress 2 x (100m, 128Mi) + kiali (20m, 128Mi) + prometheus 2 x (250m, 1Gi) + alertmanager
+#   2 x (10m, 64Mi) + grafana (50m, 128Mi) + operator (50m, 128Mi) + kube-state-metrics
+#   (20m, 128Mi) + node-exporter 2 x (10m, 32Mi) + loki (200m, 512Mi) + loki gateway
+#   (20m, 64Mi) + tempo (100m, 512Mi) + log collector 2 x (100m, 128Mi) + cert-manager
+#   2 x (10m, 64Mi), webhook 2 x (10m, 32Mi), cainjector (10m, 64Mi) = 1950m, 5120Mi.
 # production system (3 x s-4vcpu-8gb: 12000m, 18 GiB): istiod 3 x (1, 2Gi) + metrics-server
-#   2 x (100m, 200Mi) = 3200m, 6544Mi. workload: ingress 3 x (500m, 512Mi) + egress
-#   2 x (250m, 256Mi) + kiali (10m, 64Mi) = 2010m, 2112Mi, plus Flagger's pods where a canary
-#   is declared.
+#   2 x (100m, 200Mi) + node-exporter 3 x (20m, 32Mi) + log collector 3 x (100m, 256Mi)
+#   = 3560m, 7408Mi. workload: ingress 3 x (500m, 512Mi) + egress 2 x (250m, 256Mi) + kiali
+#   (50m, 128Mi) + prometheus 2 x (500m, 2Gi) + alertmanager 3 x (20m, 128Mi) + grafana
+#   (100m, 256Mi) + operator (100m, 128Mi) + kube-state-metrics (50m, 128Mi) + node-exporter
+#   3 x (20m, 32Mi) + loki 3 x (250m, 1Gi) + loki gateway 2 x (20m, 64Mi) + tempo (250m, 1Gi)
+#   + log collector 3 x (100m, 256Mi) + cert-manager 2 x (50m, 128Mi), webhook 2 x (20m,
+#   64Mi), cainjector (20m, 128Mi) = 4920m, 12768Mi, plus Flagger's pods where a canary is
+#   declared.
 SYSTEM = {
-    "dev": (350, 712 * MIB, 2000, 2.5 * GIB),
-    "staging": (1200, 2448 * MIB, 4000, 5 * GIB),
-    "production": (3200, 6544 * MIB, 12000, 18 * GIB),
+    "dev": (410, 872 * MIB, 2000, 2.5 * GIB),
+    "staging": (1420, 2768 * MIB, 4000, 5 * GIB),
+    "production": (3560, 7408 * MIB, 12000, 18 * GIB),
 }
-WORKLOAD = {"dev": (210, 320 * MIB), "staging": (710, 832 * MIB), "production": (2010, 2112 * MIB)}
+_FLAGGER = ("flagger", "loadtester")
+WORKLOAD = {
+    "dev": (680, 2016 * MIB),
+    "staging": (1950, 5120 * MIB),
+    "production": (4920, 12768 * MIB),
+}
 
 
 @pytest.mark.parametrize("stack", sorted(SYSTEM))
@@ -95,6 +115,9 @@ def test_capacity_of_each_stack(stack):
         assert (workload.cpu, workload.memory) == (cpu, memory)
     else:
         assert workload.cpu > cpu and workload.memory > memory
+        without = [r for r in records(stack) if r["inputs"].get("chart") not in _FLAGGER]
+        _, platform = capacity(without).pools
+        assert (platform.cpu, platform.memory) == (cpu, memory)
     assert any(p.startswith("istio-ingressgateway") for p in workload.pods)
 
 
@@ -167,3 +190,55 @@ def test_requests_are_read_where_each_chart_takes_them_and_its_defaults_counted(
     ):
         (pods,) = chart_pods(chart, {})
         assert (pods.cpu, pods.memory, pods.defaulted) == (cpu, memory, True), chart
+
+
+@pytest.mark.parametrize("stack", sorted(SYSTEM))
+def test_every_platform_pod_requests_cpu_and_memory(stack):
+    """No pod of the platform is BestEffort (evicted first, invisible to the scheduler and to
+    this check): each chart's pods get requests from our values or the chart's own defaults,
+    and a memory limit from ours wherever we set requests."""
+    check = capacity(records(stack))
+    assert check.no_requests == []
+    for r in records(stack):
+        if r["type"] != cost_tool.HELM or r["inputs"].get("chart") in _FLAGGER:
+            continue
+        for path, found in _resources_in(r["inputs"].get("values") or {}):
+            assert set(found) == {"requests", "limits"}, (r["name"], path)
+            assert {"cpu", "memory"} <= set(found["requests"]), (r["name"], path)
+            assert "memory" in found["limits"], (r["name"], path)
+
+
+def _resources_in(values, path=""):
+    """Every `resources` map a values tree sets (container resources, not storage requests)."""
+    if not isinstance(values, dict):
+        return
+    for key, value in values.items():
+        here = f"{path}.{key}" if path else key
+        if key == "resources" and isinstance(value, dict) and "requests" in value:
+            if "storage" not in value["requests"]:
+                yield here, value
+        else:
+            yield from _resources_in(value, here)
+
+
+def test_a_stack_overrides_one_pods_sizes_and_a_bad_one_is_refused(tmp_path):
+    from tests.conftest import run_config
+
+    config = stack_config("production")
+    config["service-mesh:observability"] = {
+        **config.get("service-mesh:observability", {}),
+        "resources": {"prometheus": {"memoryRequest": "3Gi", "memoryLimit": "8Gi"}},
+    }
+    run = run_config(tmp_path, "production", config)
+    assert run.error is None, run.error
+    (kps,) = [r for r in run.resources if r.inputs.get("chart") == "kube-prometheus-stack"]
+    spec = kps.inputs["values"]["prometheus"]["prometheusSpec"]["resources"]
+    assert spec == {"requests": {"cpu": "500m", "memory": "3Gi"}, "limits": {"memory": "8Gi"}}
+
+    config["service-mesh:observability"]["resources"] = {
+        "loki": {"memoryRequest": "4Gi", "memoryLimit": "1Gi"}
+    }
+    refused = run_config(tmp_path, "production", config)
+    assert refused.resources == []
+    assert "observability.resources.loki" in str(refused.error)
+    assert "memoryRequest (4Gi) must not exceed memoryLimit" in str(refused.error)

@@ -390,6 +390,8 @@ ALLOWED: dict[str, set[str]] = {
         "webhook.tolerations",
         "cainjector.nodeSelector.*",
         "cainjector.tolerations",
+        "webhook.resources.*",
+        "cainjector.resources.*",
         "global.priorityClassName",
         "prometheus.enabled",
     },

@@ -92,6 +92,11 @@ def unknown_paths(values: dict[str, Any], chart: str) -> list[str]:
     allowed = chart_paths(chart)
     if chart == "kube-prometheus-stack":  # grafana is a subchart: its own keys apply
         allowed |= {f"grafana.{p}" for p in chart_paths("grafana")}
+        # kube-state-metrics and prometheus-node-exporter are subcharts too; both charts'
+        # values.yaml take the container's resources at the top level (`resources: {}`).
+        allowed |= {
+            f"{sub}.resources.*" for sub in ("kube-state-metrics", "prometheus-node-exporter")
+        }
     open_ = OPEN.get(chart, ())
     bad = []
     for path in leaf_paths(values):
@@ -109,7 +114,7 @@ def all_values(env: str) -> dict[str, dict[str, Any]]:
         "tempo": tracing.tempo_values(obs(env)),
         "loki": loki(env),
         "kiali-server": kiali.kiali_values(obs(env)),
-        "opentelemetry-collector": logs.collector_values(),
+        "opentelemetry-collector": logs.collector_values(obs(env)),
     }
 
 

@@ -74,6 +74,53 @@ class Resources(ConfigModel):
         }
 
 
+class PodResources(ConfigModel):
+    """A platform pod's requests and memory limit; a CPU limit only if stated. Requests are what
+    the scheduler places by and what keeps a pod out of the BestEffort class that is evicted
+    first; a memory limit bounds a leak to its own pod. No CPU limit by default: a throttled
+    Prometheus or Loki falls behind while the node has CPU to spare."""
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+    cpu_limit: str | None = None
+
+    @field_validator("cpu_request", "cpu_limit")
+    @classmethod
+    def _cpu(cls, v: str | None) -> str | None:
+        if v is not None:
+            cpu_milli(v)
+        return v
+
+    @field_validator("memory_request", "memory_limit")
+    @classmethod
+    def _memory(cls, v: str) -> str:
+        memory_mi(v)
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PodResources:
+        if self.cpu_limit is not None and cpu_milli(self.cpu_request) > cpu_milli(self.cpu_limit):
+            raise ValueError(f"cpuRequest ({self.cpu_request}) must not exceed cpuLimit")
+        if memory_mi(self.memory_request) > memory_mi(self.memory_limit):
+            raise ValueError(f"memoryRequest ({self.memory_request}) must not exceed memoryLimit")
+        return self
+
+    def helm(self) -> dict[str, dict[str, str]]:
+        limits = {"memory": self.memory_limit}
+        if self.cpu_limit is not None:
+            limits["cpu"] = self.cpu_limit
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": limits,
+        }
+
+
+def pod_resources(cpu: str, memory: str, memory_limit: str) -> dict[str, str]:
+    """A `PodResources` as written in a profile (camelCase)."""
+    return {"cpuRequest": cpu, "memoryRequest": memory, "memoryLimit": memory_limit}
+
+
 class DisruptionBudget(ConfigModel):
     """Exactly one of maxUnavailable / minAvailable (integers). Checked against the replica
     minimum (`disruption_problems`) so a budget can never block node drains or DOKS surge

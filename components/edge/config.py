@@ -14,6 +14,7 @@ from pydantic import SecretStr, field_validator
 
 from components.base.model import MISSING, Cidr, ConfigModel, Problem, between, hostname
 from components.base.profiles import Profile
+from components.base.workload import PodResources, pod_resources
 
 _EMAIL = re.compile(r"^[^@\s]+@([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -31,7 +32,33 @@ class EdgeRules:
     protect: bool  # load balancer, zone and records protected
 
 
-def _defaults(acme_server: str, size_unit: int, dns_ttl: int, replicas: int, protect: bool):
+class CertManagerResources(ConfigModel):
+    """Requests and memory limit of cert-manager's three pods (the chart requests nothing)."""
+
+    controller: PodResources
+    webhook: PodResources
+    cainjector: PodResources
+
+
+# (cpu request, memory request, memory limit) per pod: the controller caches every
+# Certificate, Secret and Order it watches; the cainjector every webhook and CRD it patches.
+_CERT_MANAGER_RESOURCES = {
+    "small": {
+        "controller": pod_resources("10m", "64Mi", "256Mi"),
+        "webhook": pod_resources("10m", "32Mi", "128Mi"),
+        "cainjector": pod_resources("10m", "64Mi", "256Mi"),
+    },
+    "production": {
+        "controller": pod_resources("50m", "128Mi", "512Mi"),
+        "webhook": pod_resources("20m", "64Mi", "256Mi"),
+        "cainjector": pod_resources("20m", "128Mi", "512Mi"),
+    },
+}
+
+
+def _defaults(
+    acme_server: str, size_unit: int, dns_ttl: int, replicas: int, protect: bool, sizes: str
+):
     return {
         "hosts": [],
         "createDomain": True,
@@ -41,6 +68,7 @@ def _defaults(acme_server: str, size_unit: int, dns_ttl: int, replicas: int, pro
         "dnsTtl": dns_ttl,
         "minTlsVersion": "TLSV1_2",
         "certManagerReplicas": replicas,
+        "certManagerResources": _CERT_MANAGER_RESOURCES[sizes],
         "protect": protect,
     }
 
@@ -68,16 +96,22 @@ class IngressConfig(ConfigModel):
     min_tls_version: Literal["TLSV1_2", "TLSV1_3"]
     # cert-manager controller and webhook replicas (leader election; 2+ get a budget).
     cert_manager_replicas: int
+    # Requests and memory limit of the controller, webhook and cainjector pods.
+    cert_manager_resources: CertManagerResources
     # Protect the load balancer, DNS zone and records against deletion.
     protect: bool
 
     PROFILES: ClassVar[dict[str, Profile[EdgeRules]]] = {
-        "dev": Profile(_defaults("staging", 1, 300, 1, protect=False), EdgeRules(False, False)),
+        "dev": Profile(
+            _defaults("staging", 1, 300, 1, protect=False, sizes="small"), EdgeRules(False, False)
+        ),
         "staging": Profile(
-            _defaults("production", 1, 300, 2, protect=False), EdgeRules(False, False)
+            _defaults("production", 1, 300, 2, protect=False, sizes="small"),
+            EdgeRules(False, False),
         ),
         "production": Profile(
-            _defaults("production", 2, 1800, 2, protect=True), EdgeRules(True, True)
+            _defaults("production", 2, 1800, 2, protect=True, sizes="production"),
+            EdgeRules(True, True),
         ),
     }
 

@@ -42,11 +42,14 @@ def cert_manager_values(ingress: IngressConfig) -> dict[str, Any]:
         # Every cert-manager pod (controller, webhook, cainjector, startupapicheck job).
         "global": {"nodeSelector": dict(WORKLOAD_POOL_LABEL)},
         "replicaCount": replicas,
+        "resources": ingress.cert_manager_resources.controller.helm(),
         "topologySpreadConstraints": spread(_pod_labels("cert-manager", "controller"), False),
         "webhook": {
             "replicaCount": replicas,
+            "resources": ingress.cert_manager_resources.webhook.helm(),
             "topologySpreadConstraints": spread(_pod_labels("webhook", "webhook"), False),
         },
+        "cainjector": {"resources": ingress.cert_manager_resources.cainjector.helm()},
         # Check DNS-01 propagation against public resolvers, not the cluster's cache.
         "dns01RecursiveNameservers": "1.1.1.1:53,8.8.8.8:53",
         "dns01RecursiveNameserversOnly": True,

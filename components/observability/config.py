@@ -13,6 +13,7 @@ from pydantic import field_validator, model_validator
 from components.base.model import MISSING, ConfigModel, Problem, between, hostname
 from components.base.profiles import Profile
 from components.cluster.catalog import SPACES_REGIONS, suggestion
+from components.observability.sizing import RESOURCES, ObservabilityResources
 
 _SIZE = re.compile(r"^[1-9][0-9]*(Gi|Ti)$")
 _PROM_DURATION = re.compile(r"^[1-9][0-9]*(h|d|w)$")
@@ -186,6 +187,7 @@ def _defaults(
     tracing: dict[str, Any],
     logs: dict[str, Any],
     access_logs: str,
+    resources: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "storageClass": "do-block-storage",
@@ -196,6 +198,7 @@ def _defaults(
         "logs": logs,
         "kiali": {"auth": "token"},
         "accessLogs": access_logs,
+        "resources": resources,
     }
 
 
@@ -211,6 +214,8 @@ class ObservabilityConfig(ConfigModel):
     kiali: KialiSettings
     # Envoy access logs (to stdout, into Loki): every request, or only those answered >= 400.
     access_logs: Literal["all", "errors"]
+    # Requests and memory limit of each monitoring pod (`components/observability/sizing.py`).
+    resources: ObservabilityResources
 
     PROFILES: ClassVar[dict[str, Profile[ObservabilityRules]]] = {
         "dev": Profile(
@@ -227,6 +232,7 @@ class ObservabilityConfig(ConfigModel):
                     "protect": False,
                 },
                 access_logs="all",
+                resources=RESOURCES["dev"],
             ),
             ObservabilityRules.none(),
         ),
@@ -244,6 +250,7 @@ class ObservabilityConfig(ConfigModel):
                     "protect": False,
                 },
                 access_logs="all",
+                resources=RESOURCES["staging"],
             ),
             ObservabilityRules.none(),
         ),
@@ -261,6 +268,7 @@ class ObservabilityConfig(ConfigModel):
                     "protect": True,
                 },
                 access_logs="errors",
+                resources=RESOURCES["production"],
             ),
             ObservabilityRules(
                 min_prometheus_replicas=2,

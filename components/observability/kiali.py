@@ -46,6 +46,7 @@ def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
         "auth": auth,
         "login_token": {"signing_key": secret_ref(SIGNING_SECRET, SIGNING_KEY)},
         "deployment": {
+            "resources": cfg.resources.kiali.helm(),
             "cluster_wide_access": True,
             "view_only_mode": False,
             "ingress": {"enabled": False},  # reached through kubectl port-forward only

@@ -94,10 +94,13 @@ def loki_values(cfg: ObservabilityConfig, *, bucket: Any, region: str) -> dict[s
             "limits_config": {"retention_period": logs.retention},
             "compactor": {"retention_enabled": True, "delete_request_store": store},
         },
-        "singleBinary": single,
+        "singleBinary": {**single, "resources": cfg.resources.loki.helm()},
         # The gateway is the one entry point for pushes and queries: not a single pod when the
         # backend itself is replicated.
-        "gateway": {"replicas": 2 if logs.replicas > 1 else 1},
+        "gateway": {
+            "replicas": 2 if logs.replicas > 1 else 1,
+            "resources": cfg.resources.loki_gateway.helm(),
+        },
         # Monolithic mode: the other targets run nothing.
         "read": {"replicas": 0},
         "write": {"replicas": 0},
@@ -118,13 +121,14 @@ def spaces_secret(access_key: Any, secret_key: Any) -> dict[str, Any]:
     )
 
 
-def collector_values() -> dict[str, Any]:
+def collector_values(cfg: ObservabilityConfig) -> dict[str, Any]:
     """A DaemonSet (on every node, the tainted system pool included) that tails container logs
     and pushes them to Loki's OTLP endpoint. It receives nothing from the network, so the
     chart's host ports are closed."""
     closed = ("otlp", "otlp-http", "jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")
     return {
         "mode": "daemonset",
+        "resources": cfg.resources.log_collector.helm(),
         "image": {
             "repository": "ghcr.io/open-telemetry/opentelemetry-collector-releases/"
             "opentelemetry-collector-k8s"

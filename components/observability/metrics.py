@@ -152,6 +152,7 @@ def prometheus_stack_values(
         "prometheus": {
             "prometheusSpec": {
                 "replicas": prom.replicas,
+                "resources": cfg.resources.prometheus.helm(),
                 "retention": prom.retention,
                 "retentionSize": retention_size(prom.storage_size),
                 "storageSpec": _volume(cfg.storage_class, prom.storage_size),
@@ -167,12 +168,17 @@ def prometheus_stack_values(
             "config": alertmanager_config(pager, ticket),
             "alertmanagerSpec": {
                 "replicas": am.replicas,
+                "resources": cfg.resources.alertmanager.helm(),
                 "storage": _volume(cfg.storage_class, am.storage_size),
                 "podAntiAffinity": "hard" if am.replicas > 1 else "soft",
                 "secrets": [RECEIVERS_SECRET],
             },
         },
+        "prometheusOperator": {"resources": cfg.resources.prometheus_operator.helm()},
+        "kube-state-metrics": {"resources": cfg.resources.kube_state_metrics.helm()},
+        "prometheus-node-exporter": {"resources": cfg.resources.node_exporter.helm()},
         "grafana": {
+            "resources": cfg.resources.grafana.helm(),
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
                 "userKey": GRAFANA_USER_KEY,

@@ -31,6 +31,7 @@ def tempo_values(cfg: ObservabilityConfig) -> dict[str, Any]:
     ServiceMonitor is off: `scraping.tempo_service_monitor` waits for the Operator's CRDs."""
     return {
         "tempo": {
+            "resources": cfg.resources.tempo.helm(),
             "retention": cfg.tracing.retention,
             "reportingEnabled": False,
             "receivers": {
