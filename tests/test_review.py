@@ -397,8 +397,9 @@ def test_a_stack_whose_new_plan_fails_is_reported_and_fails_the_review():
 
 
 def test_base_ref_plans_in_a_worktree_it_removes(tmp_path):
-    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
-        pytest.skip("not a git checkout")
+    # The suite runs in a git checkout (CI clones one); outside one this must fail, not pass.
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True)
+    assert head.returncode == 0, "the review's --base-ref is tested in a git checkout"
     before = subprocess.run(
         ["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True, text=True
     ).stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from tools.engine import PROJECT, Run
@@ -25,6 +26,20 @@ SECRET_OUTPUTS = frozenset(
     {"kubeConfigs", "privateKeyPem", "result", "secretKey", "accessKey", "rawConfig"}
 )
 OFFLINE_NOTE = "offline export written by tools.plan --export: every id, IP and secret is a fake"
+
+
+def secret_envelopes(value: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every secret envelope (`{SIG_KEY: SECRET_SIG, ...}`) in a wire or state value, with its
+    path (`spec.data.key`, `items[0]`); what is inside an envelope is not walked."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            yield path, value
+            return
+        for k, v in value.items():
+            yield from secret_envelopes(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from secret_envelopes(v, f"{path}[{i}]")
 
 
 def stack_urn(stack: str) -> str:

@@ -1,4 +1,4 @@
-"""`json.dumps(value, indent=2)`, the same text, about three times faster for a plan's data.
+"""`json.dumps(value, indent=2)`, the same text, almost twice as fast for a plan's data.
 
 Python 3.11's C encoder ignores `indent`, so an indented dump runs the pure-Python generator
 encoder: a third of a second for a 1000-service `resources.json`. This writer keeps the
@@ -51,6 +51,8 @@ def _leaf(value: Any) -> str:
 
 
 def _write(value: Any, out: list[str], newline: str, path: set[int], sort_keys: bool) -> None:
+    # The map and list branches are written out apart on purpose: one loop over (prefix, item)
+    # pairs for both cost a third of the gain (measured on a 1000-service resources.json).
     kind = type(value)
     if kind is dict:
         if not value:

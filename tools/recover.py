@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.export import SECRET_SIG, SIG_KEY
+from tools.export import SECRET_SIG, SIG_KEY, secret_envelopes
 
 CLUSTER_TYPES = (
     "digitalocean:index/kubernetesCluster:KubernetesCluster",
@@ -97,18 +97,6 @@ def _is_resource(r: dict[str, Any]) -> bool:
     """A resource the cloud holds: custom ones, and Helm charts (remote components that render
     objects into the cluster)."""
     return bool(r.get("custom")) or str(r.get("type", "")).startswith("kubernetes:helm.sh/v4:")
-
-
-def _envelopes(value: Any, path: str) -> Iterable[tuple[str, dict[str, Any]]]:
-    if isinstance(value, dict):
-        if value.get(SIG_KEY) == SECRET_SIG:
-            yield path, value
-            return
-        for k, v in value.items():
-            yield from _envelopes(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _envelopes(v, f"{path}[{i}]")
 
 
 def _plaintext(value: Any) -> Any:
@@ -221,7 +209,7 @@ def check(doc: dict[str, Any], stack: str, program: Any, root_pem: str | None = 
         findings.append(f"pending operation {kind} on {urn}: resolve it before backing up")
     for r in resources:
         for section in ("inputs", "outputs"):
-            for path, envelope in _envelopes(r.get(section) or {}, section):
+            for path, envelope in secret_envelopes(r.get(section) or {}, section):
                 if envelope.get("plaintext") == "null" or (
                     "plaintext" not in envelope and "ciphertext" not in envelope
                 ):

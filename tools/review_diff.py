@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from tools import json_text, review_replace
+from tools.export import secret_envelopes
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 DIGESTS = "digests.json"
 PROTECT = "(option) protect"  # the property path a change of the protect option is shown as
-_SIG_KEY = "4dabf18193072939515e22adb298388d"  # the wire's signature key (tools/engine.py)
-_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 _TOKEN_MIN = 10  # an invented value shorter than this is not searched for in other inputs
 
 
@@ -42,17 +41,11 @@ class PlanError(Exception):
 # --- digests (written by tools.plan) ----------------------------------------------------------
 
 
-def _secret_digests(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            text = json.dumps(value.get("value"), sort_keys=True)
-            yield path, hashlib.sha256(text.encode()).hexdigest()
-            return
-        for k, v in value.items():
-            yield from _secret_digests(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _secret_digests(v, f"{path}[{i}]")
+def _secret_digests(value: Any) -> Iterator[tuple[str, str]]:
+    """(path, sha256 of the secret's value) for every secret in a wire value."""
+    for path, envelope in secret_envelopes(value):
+        text = json.dumps(envelope.get("value"), sort_keys=True)
+        yield path, hashlib.sha256(text.encode()).hexdigest()
 
 
 def digests_document(resources: Iterable[Any]) -> dict[str, Any]:

@@ -38,47 +38,11 @@ def memory_mi(value: str) -> int:
     return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
 
 
-class Resources(ConfigModel):
-    """Container requests and limits. A CPU limit is always set: istiod derives GOMAXPROCS from
-    it, and without one it sizes itself to the whole node."""
-
-    cpu_request: str
-    memory_request: str
-    cpu_limit: str
-    memory_limit: str
-
-    @field_validator("cpu_request", "cpu_limit")
-    @classmethod
-    def _cpu(cls, v: str) -> str:
-        cpu_milli(v)
-        return v
-
-    @field_validator("memory_request", "memory_limit")
-    @classmethod
-    def _memory(cls, v: str) -> str:
-        memory_mi(v)
-        return v
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Resources:
-        if cpu_milli(self.cpu_request) > cpu_milli(self.cpu_limit):
-            raise ValueError(f"cpuRequest ({self.cpu_request}) must not exceed cpuLimit")
-        if memory_mi(self.memory_request) > memory_mi(self.memory_limit):
-            raise ValueError(f"memoryRequest ({self.memory_request}) must not exceed memoryLimit")
-        return self
-
-    def helm(self) -> dict[str, dict[str, str]]:
-        return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
-        }
-
-
 class PodResources(ConfigModel):
-    """A platform pod's requests and memory limit; a CPU limit only if stated. Requests are what
-    the scheduler places by and what keeps a pod out of the BestEffort class that is evicted
-    first; a memory limit bounds a leak to its own pod. No CPU limit by default: a throttled
-    Prometheus or Loki falls behind while the node has CPU to spare."""
+    """A pod's requests and memory limit; a CPU limit only if stated. Requests are what the
+    scheduler places by and what keeps a pod out of the BestEffort class that is evicted first;
+    a memory limit bounds a leak to its own pod. No CPU limit by default: a throttled Prometheus
+    or Loki falls behind while the node has CPU to spare."""
 
     cpu_request: str
     memory_request: str
@@ -107,13 +71,19 @@ class PodResources(ConfigModel):
         return self
 
     def helm(self) -> dict[str, dict[str, str]]:
-        limits = {"memory": self.memory_limit}
-        if self.cpu_limit is not None:
-            limits["cpu"] = self.cpu_limit
+        limits = {} if self.cpu_limit is None else {"cpu": self.cpu_limit}
         return {
             "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": limits,
+            "limits": {**limits, "memory": self.memory_limit},
         }
+
+
+class Resources(PodResources):
+    """Requests and limits with a CPU limit always set: istiod derives GOMAXPROCS from it, and
+    without one it sizes itself to the whole node (the mesh's workloads: istiod, gateways,
+    sidecars, Flagger)."""
+
+    cpu_limit: str
 
 
 def pod_resources(cpu: str, memory: str, memory_limit: str) -> dict[str, str]:
