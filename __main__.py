@@ -116,6 +116,7 @@ TrafficManagement(
         revision_tag=cfg.istio.revision_tag,
         namespaces=namespaces.by_name,
         crds_ready=istio.crds_ready,
+        injector=istio.mesh_injector,
         prometheus=[observability.prometheus_stack],
         policies_ready=[mesh_security],
     ),

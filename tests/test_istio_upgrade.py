@@ -19,7 +19,7 @@ from components.base.model import ConfigError
 from components.istio import tags as tag_builder
 from components.istio.gateways import INGRESS_CANARY
 from components.istio.values import RESTART_ANNOTATION
-from tests.conftest import run_config, stack_config, stack_run
+from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_istio, validate_k8s
 from tests.test_istio import allowed, key_paths
 from tests.test_real_cluster import istiod_scrapes, istiod_services
@@ -172,8 +172,57 @@ def urns(run: Run) -> set[str]:
     return {r.urn for r in run.resources}
 
 
+CHART = "kubernetes:helm.sh/v4:Chart"
+
+
+def pod_revisions(run: Run) -> dict[str, tuple[Resource, str]]:
+    """Every release or chart whose pods get a proxy -> (it, the `istio.io/rev` they carry):
+    the gateway chart's `revision`, a chart's `podLabels`, else their namespace's label."""
+    labels = rev_labels(run)
+    out = {}
+    for r in [*run.of_type(RELEASE), *run.of_type(CHART)]:
+        v = values(r) if r.inputs.get("values") else {}
+        ref = (
+            v.get("revision")
+            if r.type == RELEASE and r.inputs["chart"] == "gateway"
+            else (v.get("podLabels") or {}).get(mesh.REVISION_LABEL)
+            or labels.get(r.inputs["namespace"])
+        )
+        if ref is not None:
+            out[r.name] = (r, ref)
+    return out
+
+
+def waits_for(run: Run, r: Resource) -> set[str]:
+    """Every URN `r` waits for, directly or through what it waits for."""
+    seen: set[str] = set()
+    todo = list(r.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo += run.by_urn(urn).dependencies
+    return seen
+
+
+def check_injection_order(run: Run) -> None:
+    """A pod admitted before the webhook serving its `istio.io/rev` exists starts without a
+    proxy (a gateway, image `auto`, never starts): whatever creates injected pods waits for
+    that webhook, the tag's own or, for a revision, its istiod release (whose chart renders
+    the revision's webhook)."""
+    webhooks = {r.inputs["metadata"]["labels"]["istio.io/tag"]: r for r in run.of_type(MWC)}
+    istiod_by_rev = {values(r)["revision"]: r for r in releases(run, "istiod").values()}
+    injected = pod_revisions(run)
+    assert {mesh.INGRESS_GATEWAY, mesh.EGRESS_GATEWAY} <= set(injected)
+    for name, (r, ref) in injected.items():
+        injector = webhooks.get(ref) or istiod_by_rev.get(ref)
+        assert injector is not None, f"{name}: nothing injects istio.io/rev={ref}"
+        assert injector.urn in waits_for(run, r), f"{name} does not wait for {injector.name}"
+
+
 def check_plan(run: Run) -> None:
     """What every phase's plan must satisfy, beyond its own expectations."""
+    check_injection_order(run)
     owners = tag_owners(run)
     installed = istiods(run)
     assert set(owners.values()) <= set(installed)
@@ -220,6 +269,14 @@ def check_plan(run: Run) -> None:
 @pytest.mark.parametrize("name", list(PHASES))
 def test_every_phase_plans_and_passes_the_checks(phase, name):
     check_plan(phase(name))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_injected_pods_wait_for_their_webhook_in_every_stack(stack):
+    run = stack_run(stack)
+    check_injection_order(run)
+    if stack == STACK:  # Flagger and its load tester run with sidecars through the mesh tag
+        assert {"flagger", "flagger-loadtester"} <= set(pod_revisions(run))
 
 
 def test_p0_is_today_s_single_control_plane(phase):

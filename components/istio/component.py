@@ -49,7 +49,8 @@ class IstioControlPlaneArgs:
 class IstioControlPlane(pulumi.ComponentResource):
     """base -> istiod per revision -> its tags -> gateways. `crds_ready` is what every Istio
     custom resource, in any layer, must depend on: the CRDs exist and the default validator's
-    istiod answers."""
+    istiod answers. `mesh_injector` is what every pod injected through the mesh's revision tag
+    must wait for (`injector`)."""
 
     def __init__(
         self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None
@@ -93,7 +94,8 @@ class IstioControlPlane(pulumi.ComponentResource):
             name: str, ns: str, ref: str, values: dict[str, Any], *after: pulumi.Resource
         ) -> k8s.helm.v3.Release:
             # Its proxy image is injected by the istiod its revision selects: installed once
-            # that istiod is ready, at that control plane's chart version.
+            # that istiod and the webhook serving `ref` are ready, at that control plane's
+            # chart version.
             target = istio.holder(ref)
             if target is None:  # config checks refuse this; never register a half graph
                 raise LookupError(f"{name}: no installed revision for {ref!r}")
@@ -102,7 +104,7 @@ class IstioControlPlane(pulumi.ComponentResource):
                 pins.istio_chart("gateway", target.version),
                 ns,
                 values,
-                child(self.istiods[target.name], namespaces[ns], *after),
+                child(self.istiods[target.name], namespaces[ns], *self.injector(ref), *after),
             )
 
         self.ingress_gateway = gateway(
@@ -131,6 +133,7 @@ class IstioControlPlane(pulumi.ComponentResource):
         # The default validator (base chart) calls the default revision's istiod.
         self.istiod = self.istiods[istio.default_revision]
         self.crds_ready: list[pulumi.Resource] = [self.base, self.istiod]
+        self.mesh_injector = self.injector(istio.revision_tag)
         self.revision = istio.revision
         self.revision_tag = istio.revision_tag
         self.register_outputs(
@@ -143,3 +146,15 @@ class IstioControlPlane(pulumi.ComponentResource):
                 "egressGateway": self.egress_gateway.name,
             }
         )
+
+    def injector(self, ref: str) -> list[pulumi.Resource]:
+        """What must exist before a pod labelled `istio.io/rev: <ref>` is created. A pod
+        admitted before its injector's webhook exists starts without a proxy, and a gateway
+        (image `auto`) never starts at all. For a tag that is the tag's objects, which are
+        registered after istiod in parallel with everything else waiting on istiod. For a
+        revision it is its istiod release, whose chart renders the revision's own webhook."""
+        if ref in self.tags:
+            return list(self.tags[ref])
+        if ref in self.istiods:
+            return [self.istiods[ref]]
+        raise LookupError(f"no installed revision or tag {ref!r} (config was not checked)")

@@ -42,6 +42,8 @@ class TrafficManagementArgs:
     revision_tag: str  # the load tester's pods are injected through it
     namespaces: Mapping[str, pulumi.Resource]  # every namespace an object lands in
     crds_ready: Sequence[pulumi.Resource]  # Istio CRDs and istiod's webhook
+    # The revision tag's webhook: the Flagger charts' pods are injected through it.
+    injector: Sequence[pulumi.Resource]
     prometheus: Sequence[pulumi.Resource]  # kube-prometheus-stack (ServiceMonitor CRD)
     policies_ready: Sequence[pulumi.Resource]  # the mesh's authorization and network policies
 
@@ -77,20 +79,22 @@ class TrafficManagement(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(f"ns-{meta['name']}", metadata=meta, opts=self._opts([]))
         webhook = [self._register(o, [ns, *args.crds_ready]) for o in built.flagger_istio]
         network = [self._register(o, [ns]) for o in built.flagger_network]
-        # Both charts' pods are injected: after istiod, and after their Sidecars and policies.
+        # Both charts' pods are injected: after istiod and the webhook of the tag their pods
+        # select, and after their Sidecars and policies.
+        injected = [*args.crds_ready, *args.injector, *webhook]
         self.flagger = chart(
             names.FLAGGER_RELEASE,
             pins.FLAGGER,
             names.FLAGGER_NAMESPACE,
             built.flagger_values,
-            self._opts([ns, *args.prometheus, *args.crds_ready, *webhook]),
+            self._opts([ns, *args.prometheus, *injected]),
         )
         self.loadtester = chart(
             names.LOADTESTER_RELEASE,
             pins.FLAGGER_LOADTESTER,
             names.FLAGGER_NAMESPACE,
             built.loadtester_values,
-            self._opts([ns, *args.crds_ready, *webhook, *network]),
+            self._opts([ns, *injected, *network]),
         )
         for canary in built.canaries:
             meta = canary["metadata"]
