@@ -101,7 +101,7 @@ observability = Observability(
 )
 SloRules(
     "slo",
-    SloRulesArgs(cfg.slos.objectives, cfg.environment, [observability.prometheus_stack]),
+    SloRulesArgs(cfg.slos.objectives, cfg.environment, graph, [observability.prometheus_stack]),
     opts=in_cluster,
 )
 

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import groupby
@@ -177,8 +177,21 @@ def _series(metric: str, labels: dict[str, str]) -> str:
     return metric + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[str, str]]:
-    """Destination-reported traffic for the objective plus decoys that fail everything."""
+def _input_series(
+    o: SloObjective, sli: Sli, phases: list[Phase], services: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """Destination-reported traffic for the objective plus decoys that fail everything.
+
+    The failures come from one workload and the successes from another, as in a rollout. For
+    a canaried service (`services`: the Services in front of its pods, the canary's last) the
+    failing workload is the canary behind `<name>-canary` and the successes are the primary's,
+    reported half under `<name>` and half under `<name>-primary`; so a rule that selected the
+    service's own name alone would miss the failures, and one that selected only some of the
+    names would miss traffic."""
+    reported = tuple(services) or (o.service,)
+    canaried = len(reported) > 1
+    healthy = (f"{o.service}-primary", reported[:-1]) if canaried else (f"{o.service}-v1", reported)
+    failing = (o.service, reported[-1:]) if canaried else (f"{o.service}-v2", reported)
     minutes = [ratio for length, ratio in phases for _ in range(length)]
     total = [Decimal(0) if r is None else PER_MINUTE for r in minutes]
     bad = [Decimal(0) if r is None else PER_MINUTE * r for r in minutes]
@@ -194,35 +207,38 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
         {"reporter": "destination", **who, **dest, "destination_service_namespace": "other"},
     ]
     out: list[tuple[str, list[Decimal], Decimal]] = []
+
+    def mine(metric: str, labels: dict[str, str], incs: list[Decimal], failed: bool) -> None:
+        """The objective's own requests, under each Service their workload is behind (an
+        even split: halves stay exact decimals)."""
+        workload, names = failing if failed else healthy
+        share = Decimal(len(names))
+        for name in names:
+            series = {
+                "reporter": "destination",
+                **who,
+                **dest,
+                "destination_service_name": name,
+                "destination_workload": workload,
+                **labels,
+            }
+            out.append((_series(metric, series), [i / share for i in incs], start / share))
+
     if sli.kind == "availability":
         metric = "istio_requests_total"
-        mine = {"reporter": "destination", **who, **dest}
         ok = {"response_code": "200"}
         grpc_ok = {**ok, "grpc_response_status": "0"}
-        out += [
-            # Successes and client errors (a 404, a gRPC NOT_FOUND) spend no budget.
-            (_series(metric, {**mine, **ok}), [g * 97 / 100 for g in good], start),
-            (_series(metric, {**mine, **grpc_ok}), [g / 100 for g in good], start),
-            (_series(metric, {**mine, "response_code": "404"}), [g / 100 for g in good], start),
-            (
-                _series(metric, {**mine, **ok, "grpc_response_status": "5"}),
-                [g / 100 for g in good],
-                start,
-            ),
-            # Failures: a 503, a gRPC UNAVAILABLE behind HTTP 200, and one series that is both
-            # (it must count once).
-            (_series(metric, {**mine, "response_code": "503"}), [x / 2 for x in bad], start),
-            (
-                _series(metric, {**mine, **ok, "grpc_response_status": "14"}),
-                [x / 4 for x in bad],
-                start,
-            ),
-            (
-                _series(metric, {**mine, "response_code": "503", "grpc_response_status": "14"}),
-                [x / 4 for x in bad],
-                start,
-            ),
-        ]
+        # Successes and client errors (a 404, a gRPC NOT_FOUND) spend no budget.
+        mine(metric, ok, [g * 97 / 100 for g in good], failed=False)
+        mine(metric, grpc_ok, [g / 100 for g in good], failed=False)
+        mine(metric, {"response_code": "404"}, [g / 100 for g in good], failed=False)
+        mine(metric, {**ok, "grpc_response_status": "5"}, [g / 100 for g in good], failed=False)
+        # Failures: a 503, a gRPC UNAVAILABLE behind HTTP 200, and one series that is both (it
+        # must count once).
+        mine(metric, {"response_code": "503"}, [x / 2 for x in bad], failed=True)
+        mine(metric, {**ok, "grpc_response_status": "14"}, [x / 4 for x in bad], failed=True)
+        both = {"response_code": "503", "grpc_response_status": "14"}
+        mine(metric, both, [x / 4 for x in bad], failed=True)
         out += [(_series(metric, {**d, "response_code": "503"}), all_bad, start) for d in decoys]
     else:
         assert o.latency is not None
@@ -230,21 +246,25 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
         i = ISTIO_DURATION_BUCKETS_MS.index(o.latency.threshold_ms)
         lower = ISTIO_DURATION_BUCKETS_MS[i - 1] if i > 0 else None
         upper = ISTIO_DURATION_BUCKETS_MS[i + 1] if i + 1 < len(ISTIO_DURATION_BUCKETS_MS) else None
+        # Fast successes from the healthy workload; the slow ones (half just over the
+        # threshold, half beyond the next bucket) from the failing one.
         buckets = [
-            (lower, [g / 2 for g in good]),
-            (o.latency.threshold_ms, good),
-            (upper, [g + x / 2 for g, x in zip(good, bad, strict=True)]),
-            ("+Inf", total),
+            (lower, [g / 2 for g in good], none),
+            (o.latency.threshold_ms, good, none),
+            (upper, good, [x / 2 for x in bad]),
+            ("+Inf", good, bad),
         ]
-        mine = {"reporter": "destination", **who, **dest, "response_code": "200"}
-        for le, incs in buckets:
+        ok = {"response_code": "200"}
+        for le, fast, slow in buckets:
             if le is not None:
                 le_text = le if isinstance(le, str) else envoy_le(le)
-                out.append((_series(metric, {**mine, "le": le_text}), incs, start))
+                mine(metric, {**ok, "le": le_text}, fast, failed=False)
+                mine(metric, {**ok, "le": le_text}, slow, failed=True)
         threshold = envoy_le(o.latency.threshold_ms)
         # Failed requests of this very service, all slow: they spend the availability budget,
         # not the latency one.
-        failed = [{**mine, "response_code": "503"}, {**mine, "grpc_response_status": "14"}]
+        base = {"reporter": "destination", **who, **dest, **ok}
+        failed = [{**base, "response_code": "503"}, {**base, "grpc_response_status": "14"}]
         for d in decoys + failed:
             out.append((_series(metric, {**d, "le": threshold}), none, start))
             out.append((_series(metric, {**d, "le": "+Inf"}), all_bad, start))
@@ -256,7 +276,9 @@ def _input_series(o: SloObjective, sli: Sli, phases: list[Phase]) -> list[dict[s
     ]
 
 
-def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> dict[str, Any]:
+def _test_group(
+    o: SloObjective, sli: Sli, sc: Scenario, environment: str, services: Sequence[str] = ()
+) -> dict[str, Any]:
     rec = ",".join(f'{k}="{v}"' for k, v in sli_labels(o, sli).items())  # recorded series
     alerts = []
     for minute, severity, fires in sc.alerts:
@@ -279,7 +301,7 @@ def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> di
     group: dict[str, Any] = {
         "name": f"{o.name} {sli.kind}: {sc.name}",
         "interval": "1m",
-        "input_series": _input_series(o, sli, sc.phases),
+        "input_series": _input_series(o, sli, sc.phases, services),
         "alert_rule_test": alerts,
     }
     if exprs:
@@ -288,15 +310,21 @@ def _test_group(o: SloObjective, sli: Sli, sc: Scenario, environment: str) -> di
 
 
 def promtool_tests(
-    objectives: Sequence[SloObjective], environment: str, rule_file: str = RULE_FILE
+    objectives: Sequence[SloObjective],
+    environment: str,
+    rule_file: str = RULE_FILE,
+    services: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """A `promtool test rules` file exercising every objective's alerts against `rule_file`
-    (written from `slo.promtool_rule_file`)."""
+    (written from `slo.promtool_rule_file`). `services`: per service name, the Services its
+    requests are reported under (`MeshService.service_names`)."""
+    found = services or {}
     tests = []
     for o in objectives:
+        reported = found.get(o.service, ())
         for sli in slis(o):
             sel = f'{{slo="{o.name}",sli="{sli.kind}"}}'
-            tests += [_test_group(o, sli, sc, environment) for sc in _scenarios(sli, sel)]
+            tests += [_test_group(o, sli, sc, environment, reported) for sc in _scenarios(sli, sel)]
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
 
 

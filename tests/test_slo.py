@@ -18,6 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from components.graph.checks import ServiceGraph
+from components.graph.model import MeshService
 from components.slo import config as slo_config
 from components.slo import rules as slo
 from components.slo.component import SloRules, SloRulesArgs
@@ -48,6 +50,22 @@ PAYMENTS = objective(
     runbookUrl="https://runbooks.example.com/slo/payments",
 )
 ALL = (SEARCH, CHECKOUT, PAYMENTS)
+
+
+def mesh_service(name: str, namespace: str, **over: Any) -> MeshService:
+    raw = {"name": name, "namespace": namespace, "serviceAccount": name}
+    return MeshService.model_validate({**raw, "ports": [{"name": "http", "port": 8080}], **over})
+
+
+# The services of ALL; checkout is canaried, so Flagger puts two Services of its own in front.
+GRAPH = ServiceGraph(
+    services=(
+        mesh_service("search", "shop"),
+        mesh_service("checkout", "shop", traffic={"canary": {}}),
+        mesh_service("payments", "pay"),
+    )
+)
+CANARIED = ("checkout", "checkout-primary", "checkout-canary")
 
 
 def rules(o: SloObjective, env: str = "staging") -> list[dict[str, Any]]:
@@ -264,6 +282,30 @@ def test_only_the_destination_reporter_is_counted_and_only_this_service():
             assert sum(m.startswith("reporter") for m in matchers) == 1
 
 
+def test_a_canaried_service_is_counted_under_every_service_in_front_of_its_pods():
+    """Flagger's canary pods sit behind `<name>-canary` only, and the primary's are reported
+    as `<name>` or `<name>-primary`: an SLO that selected `<name>` alone would not see a
+    failing canary burn its budget."""
+    for o in (CHECKOUT, SEARCH):
+        services = GRAPH.by_name[o.service].service_names
+        selectors = [
+            sel
+            for g in slo.rule_groups(o, "staging", services)
+            for r in g["rules"]
+            for _, sel in ISTIO_SELECTOR.findall(r["expr"])
+        ]
+        assert selectors
+        for sel in selectors:
+            (name,) = [m for m in sel.split(",") if m.split("=")[0] == "destination_service_name"]
+            if o is CHECKOUT:
+                assert (
+                    name == 'destination_service_name=~"checkout|checkout-primary|checkout-canary"'
+                )
+            else:
+                assert name == f'destination_service_name="{o.service}"'
+    assert GRAPH.by_name["checkout"].service_names == CANARIED
+
+
 def test_availability_counts_5xx_and_grpc_server_errors_latency_only_successful_requests():
     avail, latency = slo.slis(PAYMENTS)
     http, grpc = re.findall(r"rate\(istio_requests_total\{([^}]*)\}", avail.bad)
@@ -463,13 +505,19 @@ CASES: dict[str, tuple[tuple[SloObjective, ...], Any]] = {
     "availability 99.9% + latency 250ms/99%": ((CHECKOUT,), None),
     "availability 99.95% + latency 3600000ms/99.5%": ((PAYMENTS,), None),
     "latency as Prometheus 3 stores le": ((CHECKOUT, PAYMENTS), _prometheus3),
+    "canaried: availability 99.9% + latency 250ms/99%": ((CHECKOUT,), None),
 }
+# The Services each case's requests are reported under (default: the objective's own).
+CASE_SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "canaried: availability 99.9% + latency 250ms/99%": {"checkout": CANARIED},
+}
+CANARY_MISSED = "broken: a canaried service's rules select its own Service only"
 OUTAGE = "full outage pages, and stops once the short windows recover"
 
 
 def _case_tests(name: str) -> dict[str, Any]:
     objectives, transform = CASES[name]
-    tests = slo_tests.promtool_tests(objectives, "dev")
+    tests = slo_tests.promtool_tests(objectives, "dev", services=CASE_SERVICES.get(name))
     return transform(tests) if transform else tests
 
 
@@ -541,10 +589,15 @@ def promtool_jobs() -> dict[str, slo_tests.Job]:
     checkout_tests = slo_tests.promtool_tests([CHECKOUT], "dev")
     jobs = {
         f"case: {name}": slo_tests.Job(
-            slo.promtool_rule_file(CASES[name][0], "dev"), _case_tests(name)
+            slo.promtool_rule_file(CASES[name][0], "dev", CASE_SERVICES.get(name)),
+            _case_tests(name),
         )
         for name in CASES
     }
+    # The failures come from the canary, behind `checkout-canary`: rules that select
+    # `checkout` alone see the primary's successes only and never page.
+    canaried = slo_tests.promtool_tests([CHECKOUT], "dev", services={"checkout": CANARIED})
+    jobs[CANARY_MISSED] = slo_tests.Job(checkout, _subset(canaried, OUTAGE))
     jobs["all objectives"] = slo_tests.Job(slo.promtool_rule_file(ALL, "dev"))
     jobs["outage as expected"] = slo_tests.Job(checkout, _subset(checkout_tests, OUTAGE))
     jobs["outage, wrong severity"] = slo_tests.Job(checkout, _wrong_expectation())
@@ -580,6 +633,11 @@ def test_promtool_fails_a_wrong_expectation(promtool_runs):
     assert not done.ok and "SLOAvailabilityBudgetBurnPage" in done.output, done.output
 
 
+def test_generated_tests_fail_when_a_canary_s_failures_are_not_counted(promtool_runs):
+    done = promtool_runs.test(CANARY_MISSED)
+    assert not done.ok and "SLOAvailabilityBudgetBurnPage" in done.output, done.output
+
+
 @pytest.mark.parametrize("old,new,scenarios", MUTATIONS)
 def test_generated_tests_fail_when_the_rules_are_wrong(promtool_runs, old, new, scenarios):
     subset = _subset(slo_tests.promtool_tests([CHECKOUT], "dev"), *scenarios)
@@ -602,7 +660,7 @@ def _slo_rules_run(objectives, environment: str = "production"):
         )
         SloRules(
             "slo",
-            SloRulesArgs(tuple(objectives), environment, [operator]),
+            SloRulesArgs(tuple(objectives), environment, GRAPH, [operator]),
             opts=pulumi.ResourceOptions(provider=provider),
         )
 
@@ -630,7 +688,7 @@ def test_slo_rules_registers_one_prometheus_rule_per_objective():
 def test_slo_rules_sends_the_built_object_as_inputs():
     run = _slo_rules_run([CHECKOUT], "staging")
     sent = run.one(RULE_TYPE, "slo-checkout").inputs
-    expected = slo.prometheus_rule(CHECKOUT, "staging")
+    expected = slo.prometheus_rule(CHECKOUT, "staging", CANARIED)
     assert (sent["apiVersion"], sent["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     assert sent["metadata"] == expected["metadata"] and sent["spec"] == expected["spec"]
     validate_crd({k: sent[k] for k in ("apiVersion", "kind", "metadata", "spec")})

@@ -5,12 +5,14 @@ registers."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from components.base.model import ConfigError
 from components.slo.config import SloObjective
 from tests import slo_promtool as slo_tests
-from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.conftest import STACKS, parsed_stack, run_config, stack_config, stack_run
 
 RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -60,7 +62,8 @@ def promtool_jobs() -> dict[str, slo_tests.Job]:
     for stack in SLO_STACKS:
         groups, declared = _registered(stack)
         objectives = [SloObjective.model_validate(o) for o in declared]
-        tests = slo_tests.promtool_tests(objectives, stack)
+        services = {s.name: s.service_names for s in parsed_stack(stack).graph.services}
+        tests = slo_tests.promtool_tests(objectives, stack, services=services)
         jobs[stack] = slo_tests.Job({"groups": groups}, tests)
     return jobs
 
@@ -75,6 +78,27 @@ def test_the_registered_rules_pass_promtool_and_their_generated_tests(promtool_r
     for done in (promtool_runs.check(stack), promtool_runs.test(stack)):
         assert done.ok, done.output
         assert "SUCCESS" in done.output
+
+
+ISTIO_SERVICE = re.compile(r'istio_\w+\{[^}]*destination_service_name(=~?)"([^"]*)"')
+
+
+@pytest.mark.parametrize("stack", SLO_STACKS)
+def test_every_objective_counts_every_service_in_front_of_its_pods(stack):
+    """A canaried service's requests are reported under Flagger's `-primary` and `-canary`
+    Services too: each objective's rule selects exactly the Services of its service."""
+    run, graph = stack_run(stack), parsed_stack(stack).graph
+    canaried = 0
+    for o in parsed_stack(stack).slos.objectives:
+        names = graph.by_name[o.service].service_names
+        canaried += len(names) > 1
+        rule = run.one(RULE, f"slo-{o.name}")
+        exprs = [r["expr"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]]
+        found = {m for e in exprs for m in ISTIO_SERVICE.findall(e)}
+        expected = ("=", names[0]) if len(names) == 1 else ("=~", "|".join(names))
+        assert found == {expected}, (o.name, found)
+    if stack == "production":
+        assert canaried, "production canaries checkout: the case this guards"
 
 
 def test_slo_rules_wait_for_the_prometheus_operator():

@@ -231,7 +231,11 @@ def test_the_canary_is_judged_by_the_slis_of_its_burn_rate_alerts():
         assert f"{KPS_RELEASE}-prometheus.{mesh.MONITORING_NAMESPACE}" in PROMETHEUS_URL
         # The alert's SLI, on the workload under analysis, over the analysis interval, as a
         # burn rate of the objective's budget.
-        service = 'destination_service_name="checkout",destination_service_namespace="shop"'
+        # (checkout is canaried: its rules count the Services Flagger puts in front of it too)
+        service = (
+            'destination_service_name=~"checkout|checkout-primary|checkout-canary",'
+            'destination_service_namespace="shop"'
+        )
         workload = (
             'destination_workload="{{ target }}",destination_workload_namespace="{{ namespace }}"'
         )

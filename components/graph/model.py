@@ -113,6 +113,18 @@ class MeshService(ConfigModel):
         return self.traffic.canary if self.traffic is not None else None
 
     @property
+    def service_names(self) -> tuple[str, ...]:
+        """The Kubernetes Services in front of this service's pods, each a name Istio may
+        report its requests under: its own and, for a canary, Flagger's `<name>-primary` and
+        `<name>-canary` (pkg/router/kubernetes_default.go). The canary's pods sit behind
+        `<name>-canary` only; the primary's behind `<name>` and `<name>-primary`, reported as
+        the older of the two (istio 1.30 pilot: `Proxy.SetServiceTargets` sorts by creation
+        time, and the stats filter takes the inbound cluster's first service)."""
+        if self.canary is None:
+            return (self.name,)
+        return self.name, f"{self.name}-primary", f"{self.name}-canary"
+
+    @property
     def workload_labels(self) -> dict[str, str]:
         return dict(self.selector) if self.selector else {"app": self.name}
 

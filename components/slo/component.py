@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.base.resources import register
+from components.graph.checks import ServiceGraph
 from components.slo.config import SloObjective
 from components.slo.rules import prometheus_rule
 
@@ -16,6 +17,9 @@ from components.slo.rules import prometheus_rule
 class SloRulesArgs:
     objectives: tuple[SloObjective, ...]
     environment: str  # the `environment` label of every alert
+    # The declared services: the Kubernetes Services each objective's requests are reported
+    # under (a canaried one's include Flagger's `-primary` and `-canary`).
+    graph: ServiceGraph
     # What creates the PrometheusRule CRD and runs the operator (kube-prometheus-stack).
     operator: Sequence[pulumi.Resource]
 
@@ -32,7 +36,11 @@ class SloRules(pulumi.ComponentResource):
         for objective in args.objectives:
             self.rules[objective.name] = register(
                 f"{name}-{objective.name}",
-                prometheus_rule(objective, args.environment),
+                prometheus_rule(
+                    objective,
+                    args.environment,
+                    args.graph.by_name[objective.service].service_names,
+                ),
                 pulumi.ResourceOptions(parent=self, depends_on=list(args.operator)),
             )
         self.register_outputs({"ruleNames": [f"slo-{o.name}" for o in args.objectives]})

@@ -9,7 +9,7 @@ in `component.py`; the promtool unit tests generated from these rules are in
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -71,23 +71,30 @@ def le_matcher(bound: float) -> str:
     return f'le=~"{regex}"'
 
 
-def slis(o: SloObjective, selector: Sequence[str] | None = None) -> list[Sli]:
+def slis(
+    o: SloObjective, selector: Sequence[str] | None = None, services: Sequence[str] = ()
+) -> list[Sli]:
     """Availability always, latency when configured; both count server-side reports only
     (reporter="destination"): adding the client-side ones would count each request twice.
-    `selector` replaces the service's label matchers: a canary's MetricTemplate judges one
-    workload by the same SLI (components/traffic/canary.py).
+    `services`: every Kubernetes Service the requests may be reported under (default: the
+    objective's own; a canaried service's are `MeshService.service_names`, so its canary's
+    failures spend the budget too). `selector` replaces the service's label matchers: a
+    canary's MetricTemplate judges one workload by the same SLI
+    (components/traffic/canary.py).
 
     Availability: failed requests (HTTP 5xx, or a gRPC server error behind HTTP 200) over all.
     Latency: among requests that did NOT fail, the share slower than the threshold. A failure
     spends the availability budget only; counting it in latency too would let a flood of fast
     503s make the latency SLI look better, and slow timeouts spend two budgets at once."""
 
+    target = selector or service_matchers(o, services)
+
     def rate(metric: str, *extra: str) -> str:
-        return f"sum({_rate(o, metric, *extra, selector=selector)})"
+        return f"sum({_rate(metric, target, *extra)})"
 
     failed = (
-        f"sum({_rate(o, 'istio_requests_total', HTTP_ERROR, selector=selector)} or "
-        f"{_rate(o, 'istio_requests_total', GRPC_ERROR, selector=selector)})"
+        f"sum({_rate('istio_requests_total', target, HTTP_ERROR)} or "
+        f"{_rate('istio_requests_total', target, GRPC_ERROR)})"
     )
     out = [
         Sli(
@@ -114,11 +121,18 @@ def slis(o: SloObjective, selector: Sequence[str] | None = None) -> list[Sli]:
     return out
 
 
-def _rate(o: SloObjective, metric: str, *extra: str, selector: Sequence[str] | None = None) -> str:
-    target = selector or (
-        f'destination_service_name="{o.service}"',
+def service_matchers(o: SloObjective, services: Sequence[str] = ()) -> tuple[str, str]:
+    """The label matchers of the objective's requests: one of `services` (default: its own
+    service; DNS labels, so no regex escaping), in its namespace."""
+    reported = tuple(services) or (o.service,)
+    name = f'="{reported[0]}"' if len(reported) == 1 else f'=~"{"|".join(reported)}"'
+    return (
+        f"destination_service_name{name}",
         f'destination_service_namespace="{o.namespace}"',
     )
+
+
+def _rate(metric: str, target: Sequence[str], *extra: str) -> str:
     sel = ['reporter="destination"', *target, *extra]
     return f"rate({metric}{{{','.join(sel)}}}[$window])"
 
@@ -195,13 +209,16 @@ def _alert(o: SloObjective, sli: Sli, severity: str, environment: str) -> dict[s
     }
 
 
-def rule_groups(o: SloObjective, environment: str) -> list[dict[str, Any]]:
+def rule_groups(
+    o: SloObjective, environment: str, services: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """SLIs and alerts share a group (rules in a group run in order, so alerts read this
-    evaluation's SLIs); the 30-day accounting for the dashboard is a group of its own."""
+    evaluation's SLIs); the 30-day accounting for the dashboard is a group of its own.
+    `services`: as for `slis`."""
     live: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
     period: list[dict[str, Any]] = []
-    for sli in slis(o):
+    for sli in slis(o, services=services):
 
         def rec(name: str, expr: str, sli: Sli = sli) -> dict[str, Any]:
             return {"record": name, "expr": expr, "labels": sli_labels(o, sli)}
@@ -240,9 +257,12 @@ def rule_groups(o: SloObjective, environment: str) -> list[dict[str, Any]]:
     ]
 
 
-def prometheus_rule(objective: SloObjective, environment: str) -> dict[str, Any]:
+def prometheus_rule(
+    objective: SloObjective, environment: str, services: Sequence[str] = ()
+) -> dict[str, Any]:
     """The PrometheusRule for one objective (Prometheus selects every rule: its
-    `ruleSelectorNilUsesHelmValues` is off, so no `release` label is needed)."""
+    `ruleSelectorNilUsesHelmValues` is off, so no `release` label is needed). `services`: as
+    for `slis`."""
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -252,10 +272,20 @@ def prometheus_rule(objective: SloObjective, environment: str) -> dict[str, Any]
             "slo",
             **{names.SLO_LABEL: objective.name},
         ),
-        "spec": {"groups": rule_groups(objective, environment)},
+        "spec": {"groups": rule_groups(objective, environment, services)},
     }
 
 
-def promtool_rule_file(objectives: Sequence[SloObjective], environment: str) -> dict[str, Any]:
-    """Every objective's groups as one plain rule file (what promtool reads, not the CR)."""
-    return {"groups": [g for o in objectives for g in rule_groups(o, environment)]}
+def promtool_rule_file(
+    objectives: Sequence[SloObjective],
+    environment: str,
+    services: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Every objective's groups as one plain rule file (what promtool reads, not the CR).
+    `services`: per service name, the Services its requests are reported under."""
+    found = services or {}
+    return {
+        "groups": [
+            g for o in objectives for g in rule_groups(o, environment, found.get(o.service, ()))
+        ]
+    }

@@ -58,14 +58,15 @@ def primary_labels(svc: MeshService) -> dict[str, str]:
 
 def generated_names(svc: MeshService) -> tuple[str, str, str]:
     """The Services Flagger generates for a canaried service: apex, primary, canary."""
-    return svc.name, f"{svc.name}-primary", f"{svc.name}-canary"
+    assert svc.canary is not None, f"{svc.name}: not canaried"
+    apex, primary, canary = svc.service_names
+    return apex, primary, canary
 
 
 def service_hosts(svc: MeshService) -> list[str]:
     """Every host a caller of `svc` may be routed to: the service's own, and for a canary the
     primary and canary Services Flagger's VirtualService sends it to."""
-    names = generated_names(svc) if svc.canary is not None else (svc.name,)
-    return [fqdn(n, svc.namespace) for n in names]
+    return [fqdn(n, svc.namespace) for n in svc.service_names]
 
 
 def canaried(graph: ServiceGraph) -> list[MeshService]:
