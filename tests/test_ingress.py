@@ -45,18 +45,6 @@ def one(run: Run, type_: str) -> Resource:
     return found
 
 
-def closure(run: Run, resource: Resource) -> set[str]:
-    """Every URN `resource` waits for, transitively."""
-    seen: set[str] = set()
-    todo = list(resource.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo += run.by_urn(urn).dependencies
-    return seen
-
-
 def node_ports(run: Run) -> dict[str, int]:
     service = values(run, mesh.INGRESS_GATEWAY)["service"]
     assert service["type"] == "NodePort"
@@ -138,12 +126,12 @@ def test_proxy_protocol_on_the_load_balancer_and_accepted_by_the_gateway(stack):
 def test_load_balancer_does_not_depend_on_the_cluster(stack):
     run = stack_run(stack)
     lb = one(run, LB)
-    waits_for = {run.by_urn(u).type for u in closure(run, lb)}
+    waits_for = {run.by_urn(u).type for u in run.waits_for(lb)}
     # The VPC and the droplet tag it targets, both kept when the cluster is rebuilt.
     assert waits_for == {"digitalocean:index/vpc:Vpc", TAG}
     tag = run.one(TAG)
     assert tag.protect is (stack == "production")
-    assert not [u for u in closure(run, tag)], "the tag waits for nothing"
+    assert not [u for u in run.waits_for(tag)], "the tag waits for nothing"
     assert lb.provider is None  # the DigitalOcean provider, not the cluster's Kubernetes one
     services = run.of_type("kubernetes:core/v1:Service")  # e.g. istiod's revision-tag Services
     assert not [s for s in services if s.inputs["spec"].get("type") == "LoadBalancer"]
@@ -269,7 +257,7 @@ def test_cert_manager_pinned_and_independent_of_istio(stack):
     assert cm.inputs["values"]["crds"] == {"enabled": True, "keep": True}
     istiod = release(run, f"istiod-{load_cfg(stack).istio.revision}")
     istio = {release(run, "istio-base").urn, istiod.urn}
-    assert not istio & closure(run, cm)
+    assert not istio & run.waits_for(cm)
 
 
 @pytest.mark.parametrize(("stack", "replicas"), [("dev", 1), ("staging", 2), ("production", 2)])

@@ -193,18 +193,6 @@ def pod_revisions(run: Run) -> dict[str, tuple[Resource, str]]:
     return out
 
 
-def waits_for(run: Run, r: Resource) -> set[str]:
-    """Every URN `r` waits for, directly or through what it waits for."""
-    seen: set[str] = set()
-    todo = list(r.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo += run.by_urn(urn).dependencies
-    return seen
-
-
 def check_injection_order(run: Run) -> None:
     """A pod admitted before the webhook serving its `istio.io/rev` exists starts without a
     proxy (a gateway, image `auto`, never starts): whatever creates injected pods waits for
@@ -217,7 +205,7 @@ def check_injection_order(run: Run) -> None:
     for name, (r, ref) in injected.items():
         injector = webhooks.get(ref) or istiod_by_rev.get(ref)
         assert injector is not None, f"{name}: nothing injects istio.io/rev={ref}"
-        assert injector.urn in waits_for(run, r), f"{name} does not wait for {injector.name}"
+        assert injector.urn in run.waits_for(r), f"{name} does not wait for {injector.name}"
 
 
 def check_plan(run: Run) -> None:

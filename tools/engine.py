@@ -131,6 +131,18 @@ class Run:
     def children(self, parent: Resource) -> list[Resource]:
         return [r for r in self.resources if r.parent == parent.urn]
 
+    def waits_for(self, resource: Resource) -> set[str]:
+        """Every URN `resource` waits for: its dependencies, theirs, and so on."""
+        by_urn = {r.urn: r for r in self.resources}
+        seen: set[str] = set()
+        todo = list(resource.dependencies)
+        while todo:
+            urn = todo.pop()
+            if urn not in seen:
+                seen.add(urn)
+                todo += by_urn[urn].dependencies
+        return seen
+
 
 # --- wire values -> plain JSON, secrets masked ----------------------------------------------
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools import plan_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "policies" / "config"
 SECRET_MASK = "[secret]"  # tools/engine.py masks every secret so
@@ -409,39 +411,15 @@ def analyze(
 
 # --- inputs ----------------------------------------------------------------------------------
 
-_FIELDS = {"urn": str, "type": str, "name": str, "inputs": dict}
-
 
 def read_plan(directory: Path, stack: str) -> list[dict[str, Any]]:
     """The resources of a plan folder written by `tools.plan`, checked for shape and stack."""
-    path = directory / "resources.json"
-    if not directory.is_dir():
-        raise PolicyInputError(f"--plan {directory}: no such directory")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyInputError(
-            f"--plan {directory}: no resources.json; write one with "
-            f"`python -m tools.plan {stack} --out {directory}`"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyInputError(f"{path}: {error}") from None
-    except json.JSONDecodeError as error:
-        raise PolicyInputError(
-            f"{path}:{error.lineno}:{error.colno}: not valid JSON: {error.msg}"
-        ) from None
-    if not isinstance(data, list):
-        raise PolicyInputError(f"{path}: expected a list of resources (a tools.plan output)")
-    for i, r in enumerate(data):
-        bad = [
-            k for k, t in _FIELDS.items() if not isinstance(r, dict) or not isinstance(r.get(k), t)
-        ]
-        if bad:
-            raise PolicyInputError(
-                f"{path}: resource {i} lacks {', '.join(bad)} (each needs urn, type, name and "
-                "inputs, as tools.plan writes them)"
-            )
-    stacks = sorted({r["urn"].split("::")[0].removeprefix("urn:pulumi:") for r in data})
+        data = plan_folder.read_resources(directory, stack)
+    except plan_folder.PlanFolderError as error:
+        raise PolicyInputError(f"--plan {error}") from None
+    path = directory / plan_folder.RESOURCES
+    stacks = sorted({plan_folder.stack_of(r["urn"]) for r in data})
     if stacks and stacks != [stack]:
         raise PolicyInputError(
             f"{path}: the plan is of stack {', '.join(stacks)}, not {stack}; pass that stack "

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools import json_text, review_replace
+from tools import json_text, plan_folder, review_replace
 from tools.export import secret_envelopes
+from tools.plan_folder import stack_of
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -83,32 +84,13 @@ class Plan:
     label: str = ""
 
 
-def stack_of(urn: str) -> str:
-    return urn.split("::")[0].removeprefix("urn:pulumi:")
-
-
 def load_plan(directory: Path, label: str = "") -> Plan:
     """Read `resources.json` (and `digests.json` when present) of a `tools.plan` folder."""
-    path = directory / "resources.json"
-    if not directory.is_dir():
-        raise PlanError(f"{directory}: no such directory (a folder written by tools.plan)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlanError(
-            f"{directory}: no resources.json; write a plan with "
-            f"`python -m tools.plan STACK --out {directory}`"
-        ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise PlanError(f"{path}: not a plan's resources.json ({error})") from None
-    if not isinstance(data, list) or not all(
-        isinstance(r, dict) and isinstance(r.get("urn"), str) and isinstance(r.get("inputs"), dict)
-        for r in data
-    ):
-        raise PlanError(f"{path}: expected a list of resources with urn and inputs (tools.plan)")
+        data = plan_folder.read_resources(directory)
+    except plan_folder.PlanFolderError as error:
+        raise PlanError(str(error)) from None
     stacks = sorted({stack_of(r["urn"]) for r in data})
-    if len(stacks) > 1:
-        raise PlanError(f"{path}: resources of several stacks ({', '.join(stacks)})")
     digests = None
     try:
         doc = json.loads((directory / DIGESTS).read_text(encoding="utf-8"))
