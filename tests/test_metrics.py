@@ -110,6 +110,7 @@ def unknown_paths(values: dict[str, Any], chart: str) -> list[str]:
 
 def all_values(env: str) -> dict[str, dict[str, Any]]:
     return {
+        "prometheus-operator-crds": metrics.operator_crds_values(),
         "kube-prometheus-stack": kps(env),
         "tempo": tracing.tempo_values(obs(env)),
         "loki": loki(env),

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from components.base import pins
 from components.base.model import ConfigError
 from components.observability import metrics
 from tests.conftest import STACKS, run_config, stack_config, stack_run
@@ -20,6 +23,7 @@ from tools.plan import manifest
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CHART = "kubernetes:helm.sh/v4:Chart"
+SCHEMAS = Path(__file__).parent / "schemas"
 PODMON = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 SVCMON = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 TELEMETRY = "kubernetes:telemetry.istio.io/v1:Telemetry"
@@ -66,6 +70,11 @@ def stack(request) -> tuple[str, Run]:
 # --- charts ----------------------------------------------------------------------------------
 
 PINNED = {
+    "prometheus-operator-crds": (
+        RELEASE,
+        "31.0.1",
+        "https://prometheus-community.github.io/helm-charts",
+    ),
     "kube-prometheus-stack": (
         RELEASE,
         "88.5.3",
@@ -108,6 +117,39 @@ def test_monitoring_namespace_is_ours_and_not_in_the_mesh(stack):
     assert ns.inputs["metadata"]["name"] == "monitoring"
     assert labels["app.kubernetes.io/managed-by"] == "pulumi"
     assert "istio.io/rev" not in labels and "istio-injection" not in labels
+
+
+# Which Prometheus Operator each pinned chart version carries (its Chart.yaml `appVersion`,
+# prometheus-community/helm-charts at the chart's release tag). A bump of either pin fails
+# here until its operator version is looked up and added.
+OPERATOR_OF = {
+    ("kube-prometheus-stack", "88.5.3"): "v0.93.1",
+    ("prometheus-operator-crds", "31.0.1"): "v0.93.1",
+}
+
+
+def test_the_operator_s_crds_are_of_the_operator_s_own_version():
+    """kube-prometheus-stack's CRDs are left to prometheus-operator-crds (Helm never
+    upgrades a chart's `crds/` directory): both pins must carry the same operator."""
+    for pin in (pins.KUBE_PROMETHEUS_STACK, pins.PROMETHEUS_OPERATOR_CRDS):
+        assert OPERATOR_OF[(pin.chart, pin.version)] == pins.PROMETHEUS_OPERATOR_VERSION, pin
+    # The CRD schemas the suite validates our monitors and rules against are that version's.
+    for path in SCHEMAS.glob("monitoring.coreos.com_*.yaml"):
+        version = yaml.safe_load(path.read_text())["metadata"]["annotations"]
+        assert f"v{version['operator.prometheus.io/version']}" == pins.PROMETHEUS_OPERATOR_VERSION
+
+
+def test_the_operator_crds_are_their_own_kept_release_and_the_stack_installs_none(stack):
+    _, run = stack
+    crds, kps = helm(run, "prometheus-operator-crds"), helm(run, "kube-prometheus-stack")
+    assert values(kps)["crds"] == {"enabled": False}
+    assert values(crds) == {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+    assert crds.urn in kps.dependencies
+    # Every Prometheus Operator object of any layer waits for the CRDs and the operator.
+    operator_objects = [r for r in run.resources if ":monitoring.coreos.com/" in r.type]
+    assert operator_objects
+    for r in operator_objects:
+        assert {crds.urn, kps.urn} <= run.waits_for(r), r.name
 
 
 # --- graph ------------------------------------------------------------------------------------

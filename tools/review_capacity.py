@@ -64,6 +64,7 @@ POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
         ),
     ),
     "base": (),
+    "prometheus-operator-crds": (),  # CRDs only
     "metrics-server": (
         PodGroup("metrics-server", replicas="replicas", default_requests=("100m", "200Mi")),
     ),

@@ -37,8 +37,16 @@ def istio_chart(chart: str, version: str) -> ChartPin:
 
 CERT_MANAGER = ChartPin("cert-manager", "v1.21.1", "https://charts.jetstack.io")
 
+# kube-prometheus-stack 88.5.3 runs Prometheus Operator v0.93.1. Its own CRDs sit in its `crds`
+# subchart's `crds/` directory, which Helm installs once and never upgrades, so they come from
+# prometheus-operator-crds instead (CRDs as templates: upgraded with the release), at the same
+# operator version. Bump the two together: PROMETHEUS_OPERATOR_VERSION says which pair.
+PROMETHEUS_OPERATOR_VERSION = "v0.93.1"
 KUBE_PROMETHEUS_STACK = ChartPin(
     "kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts"
+)
+PROMETHEUS_OPERATOR_CRDS = ChartPin(
+    "prometheus-operator-crds", "31.0.1", "https://prometheus-community.github.io/helm-charts"
 )
 TEMPO = ChartPin("tempo", "2.2.4", "https://grafana-community.github.io/helm-charts")
 # Loki 3.7.6; the OSS chart moved to grafana-community in March 2026.

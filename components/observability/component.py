@@ -5,12 +5,18 @@ in the `monitoring` namespace (not in the mesh: no sidecars), plus the Istio scr
 
 Helm: kube-prometheus-stack is a `helm.v3.Release` because the chart relies on hooks (the
 admission-webhook certificate Jobs run as pre/post-install hooks) that `helm.v4.Chart` drops.
+The Prometheus Operator CRDs are a release of their own (prometheus-operator-crds, at the
+operator's version): the stack's chart ships them in a `crds/` directory, which Helm never
+upgrades, so a chart bump would run a new operator on old CRDs. A Release, not a v4 Chart,
+because Helm honours the chart's `resource-policy: keep`: removing it never deletes the CRDs
+and with them every monitor and rule.
 Tempo, Loki, the log collector and Kiali have no hooks we use, so they are `helm.v4.Chart`s:
 one preview diff per rendered object for review. None of those charts renders a Prometheus
 Operator object (their monitors are off; ours are in `scraping.py`), so none needs the CRDs.
 
-Graph: everything waits only for the namespace (and its Secrets); Prometheus Operator objects
-wait for the kube-prometheus-stack release (its CRDs); the Telemetry waits for Istio's CRDs.
+Graph: everything waits only for the namespace (and its Secrets); the stack waits for the
+CRDs release, and Prometheus Operator objects for the stack (the CRDs and the operator); the
+Telemetry waits for Istio's CRDs.
 Nothing here waits for istiod, so this layer installs in parallel with the mesh."""
 
 from __future__ import annotations
@@ -84,12 +90,20 @@ class Observability(pulumi.ComponentResource):
             datasources=metrics.grafana_datasources(),
             dashboards=dashboards.istio_dashboards_values(pins.ISTIO_VERSIONS[-1]),
         )
+        # The operator's CRDs first, as a release of their own (the operator needs them).
+        self.operator_crds = release(
+            metrics.CRDS_RELEASE,
+            pins.PROMETHEUS_OPERATOR_CRDS,
+            ns_name,
+            metrics.operator_crds_values(),
+            in_ns,
+        )
         self.prometheus_stack = release(
             metrics.KPS_RELEASE,
             pins.KUBE_PROMETHEUS_STACK,
             ns_name,
             kps_values,
-            self._opts(depends_on=[self.namespace, grafana_secret, receivers]),
+            self._opts(depends_on=[self.namespace, self.operator_crds, grafana_secret, receivers]),
         )
 
         self._chart(tracing.TEMPO_RELEASE, pins.TEMPO, tracing.tempo_values(obs), in_ns)

@@ -15,6 +15,7 @@ from components.observability.config import ObservabilityConfig
 # kube-prometheus-stack (pins.KUBE_PROMETHEUS_STACK: 88.5.3, prometheus-operator v0.93.1).
 # Grafana comes as its subchart (grafana 12.11.1 from grafana-community), so the dashboards
 # sidecar and data sources live here.
+CRDS_RELEASE = "prometheus-operator-crds"
 KPS_RELEASE = "kube-prometheus-stack"  # <= 26 chars: the chart's fullname is the release name
 
 PROMETHEUS_URL = (
@@ -125,6 +126,14 @@ def alertmanager_config(pager: bool, ticket: bool) -> dict[str, Any]:
     }
 
 
+def operator_crds_values() -> dict[str, Any]:
+    """prometheus-operator-crds: every CRD of the operator, as templates, so a chart bump
+    upgrades them. Kept when the release is removed (Helm's `resource-policy: keep`, as the
+    chart documents): deleting a CRD deletes every object of its kind, the ServiceMonitors and
+    PrometheusRules of every layer with it."""
+    return {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
+
+
 def prometheus_stack_values(
     environment: str,
     cfg: ObservabilityConfig,
@@ -139,7 +148,9 @@ def prometheus_stack_values(
     not only objects labelled `release: kube-prometheus-stack`."""
     prom, am = cfg.prometheus, cfg.alertmanager
     return {
-        "crds": {"enabled": True},
+        # The CRDs are the prometheus-operator-crds release's (`operator_crds_values`): the
+        # chart's own are in a `crds/` directory, which Helm installs once and never upgrades.
+        "crds": {"enabled": False},
         # DOKS runs the control plane for us: controller-manager, scheduler and etcd are not
         # reachable from the cluster, and Cilium replaces kube-proxy (whose metrics would bind to
         # localhost anyway). Their monitors would only ever find nothing, and their default
