@@ -31,7 +31,8 @@ from components.base.model import (
     dns_label,
 )
 from components.base.profiles import ENVIRONMENTS, tier_of
-from components.cluster.config import ClusterConfig, cluster_problems
+from components.cluster.checks import cluster_problems
+from components.cluster.config import ClusterConfig
 from components.edge.config import IngressConfig, ingress_problems
 from components.graph import checks as graph_checks
 from components.graph.checks import ServiceGraph, graph_problems
