@@ -66,27 +66,29 @@ def test_monthly_cost_of_each_stack(stack):
 # dev system (1 x s-2vcpu-4gb: 2000m, 2.5 GiB): istiod 1 x (250m, 512Mi) + metrics-server
 #   1 x (100m, 200Mi) + node-exporter (10m, 32Mi) + log collector (50m, 128Mi) = 410m, 872Mi.
 #   workload: two gateways 1 x (100m, 128Mi) + kiali (10m, 64Mi) + prometheus (100m, 512Mi)
-#   + alertmanager (10m, 64Mi) + grafana (50m, 128Mi) + operator (50m, 64Mi) + kube-state-
-#   metrics (10m, 64Mi) + node-exporter (10m, 32Mi) + loki (100m, 256Mi) + loki gateway
-#   (10m, 32Mi) + tempo (50m, 256Mi) + log collector (50m, 128Mi) + cert-manager controller,
-#   webhook, cainjector (10m, 64Mi), (10m, 32Mi), (10m, 64Mi) = 680m, 2016Mi.
+#   + alertmanager (10m, 64Mi), each with a config reloader (10m, 32Mi) + grafana (50m,
+#   128Mi) with two sidecars 2 x (10m, 64Mi) + operator (50m, 64Mi) + kube-state-metrics
+#   (10m, 64Mi) + node-exporter (10m, 32Mi) + loki (100m, 256Mi) + loki gateway (10m, 32Mi) +
+#   tempo (50m, 256Mi) + log collector (50m, 128Mi) + cert-manager controller, webhook,
+#   cainjector (10m, 64Mi), (10m, 32Mi), (10m, 64Mi) = 720m, 2208Mi.
 # staging system (2 x s-2vcpu-4gb: 4000m, 5 GiB): istiod 2 x (500m, 1Gi) + metrics-server
 #   2 x (100m, 200Mi) + node-exporter 2 x (10m, 32Mi) + log collector 2 x (100m, 128Mi)
 #   = 1420m, 2768Mi. workload (2 x s-4vcpu-8gb: 8000m, 12 GiB): ingress 2 x (250m, 256Mi) +
 #   egress 2 x (100m, 128Mi) + kiali (20m, 128Mi) + prometheus 2 x (250m, 1Gi) + alertmanager
-#   2 x (10m, 64Mi) + grafana (50m, 128Mi) + operator (50m, 128Mi) + kube-state-metrics
-#   (20m, 128Mi) + node-exporter 2 x (10m, 32Mi) + loki (200m, 512Mi) + loki gateway
-#   (20m, 64Mi) + tempo (100m, 512Mi) + log collector 2 x (100m, 128Mi) + cert-manager
-#   2 x (10m, 64Mi), webhook 2 x (10m, 32Mi), cainjector (10m, 64Mi) = 1950m, 5120Mi.
+#   2 x (10m, 64Mi), each pod with a config reloader (10m, 32Mi) + grafana (50m, 128Mi) with
+#   2 x (10m, 64Mi) + operator (50m, 128Mi) + kube-state-metrics (20m, 128Mi) + node-exporter
+#   2 x (10m, 32Mi) + loki (200m, 512Mi) + loki gateway (20m, 64Mi) + tempo (100m, 512Mi) +
+#   log collector 2 x (100m, 128Mi) + cert-manager 2 x (10m, 64Mi), webhook 2 x (10m, 32Mi),
+#   cainjector (10m, 64Mi) = 2010m, 5376Mi.
 # production system (3 x s-4vcpu-8gb: 12000m, 18 GiB): istiod 3 x (1, 2Gi) + metrics-server
 #   2 x (100m, 200Mi) + node-exporter 3 x (20m, 32Mi) + log collector 3 x (100m, 256Mi)
 #   = 3560m, 7408Mi. workload: ingress 3 x (500m, 512Mi) + egress 2 x (250m, 256Mi) + kiali
-#   (50m, 128Mi) + prometheus 2 x (500m, 2Gi) + alertmanager 3 x (20m, 128Mi) + grafana
-#   (100m, 256Mi) + operator (100m, 128Mi) + kube-state-metrics (50m, 128Mi) + node-exporter
-#   3 x (20m, 32Mi) + loki 3 x (250m, 1Gi) + loki gateway 2 x (20m, 64Mi) + tempo (250m, 1Gi)
-#   + log collector 3 x (100m, 256Mi) + cert-manager 2 x (50m, 128Mi), webhook 2 x (20m,
-#   64Mi), cainjector (20m, 128Mi) = 4920m, 12768Mi, plus Flagger's pods where a canary is
-#   declared.
+#   (50m, 128Mi) + prometheus 2 x (500m, 2Gi) + alertmanager 3 x (20m, 128Mi), each pod with a
+#   config reloader (20m, 32Mi) + grafana (100m, 256Mi) with 2 x (20m, 96Mi) + operator (100m,
+#   128Mi) + kube-state-metrics (50m, 128Mi) + node-exporter 3 x (20m, 32Mi) + loki 3 x (250m,
+#   1Gi) + loki gateway 2 x (20m, 64Mi) + tempo (250m, 1Gi) + log collector 3 x (100m, 256Mi)
+#   + cert-manager 2 x (50m, 128Mi), webhook 2 x (20m, 64Mi), cainjector (20m, 128Mi) =
+#   5060m, 13120Mi, plus Flagger's pods where a canary is declared.
 SYSTEM = {
     "dev": (410, 872 * MIB, 2000, 2.5 * GIB),
     "staging": (1420, 2768 * MIB, 4000, 5 * GIB),
@@ -94,9 +96,9 @@ SYSTEM = {
 }
 _FLAGGER = ("flagger", "loadtester")
 WORKLOAD = {
-    "dev": (680, 2016 * MIB),
-    "staging": (1950, 5120 * MIB),
-    "production": (4920, 12768 * MIB),
+    "dev": (720, 2208 * MIB),
+    "staging": (2010, 5376 * MIB),
+    "production": (5060, 13120 * MIB),
 }
 
 
@@ -190,6 +192,25 @@ def test_requests_are_read_where_each_chart_takes_them_and_its_defaults_counted(
     ):
         (pods,) = chart_pods(chart, {})
         assert (pods.cpu, pods.memory, pods.defaulted) == (cpu, memory, True), chart
+
+
+def test_a_pod_s_requests_count_its_sidecars_and_are_unknown_without_theirs():
+    """Prometheus and Alertmanager pods run the operator's config reloader, Grafana's two
+    sidecars: a pod requests what all its containers do, and a sidecar without requests leaves
+    the pod listed as one whose requests are not set."""
+    from tools.review_capacity import chart_pods
+
+    kps = next(r for r in records("dev") if r["inputs"].get("chart") == "kube-prometheus-stack")
+    values = copy.deepcopy(kps["inputs"]["values"])
+    pods = {p.what: p for p in chart_pods("kube-prometheus-stack", values)}
+    assert (pods["prometheus"].cpu, pods["prometheus"].memory) == (110, (512 + 32) * MIB)
+    assert (pods["grafana"].cpu, pods["grafana"].memory) == (70, (128 + 2 * 64) * MIB)
+    del values["prometheusOperator"]["prometheusConfigReloader"]
+    del values["grafana"]["sidecar"]["resources"]
+    pods = {p.what: p for p in chart_pods("kube-prometheus-stack", values)}
+    for what in ("prometheus", "alertmanager", "grafana"):
+        assert pods[what].cpu is None and pods[what].memory is None, what
+    assert pods["prometheus-operator"].cpu == 50  # no sidecar: unaffected
 
 
 @pytest.mark.parametrize("stack", sorted(SYSTEM))

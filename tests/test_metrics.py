@@ -323,7 +323,8 @@ def test_loki_spaces_keys_come_from_the_environment_not_values():
     assert s3["accessKeyId"] == "${LOKI_S3_ACCESS_KEY_ID}"
     assert s3["secretAccessKey"] == "${LOKI_S3_SECRET_ACCESS_KEY}"
     assert values["singleBinary"]["extraEnvFrom"] == [{"secretRef": {"name": logs.SPACES_SECRET}}]
-    assert "-config.expand-env=true" in values["singleBinary"]["extraArgs"]
+    # The chart passes -config.expand-env itself (loki 18.11.0 `_pod.tpl`); not a second time.
+    assert "extraArgs" not in values["singleBinary"]
 
 
 # --- Loki, Tempo, Kiali ----------------------------------------------------------------------
@@ -425,6 +426,28 @@ def test_tempo_is_scraped_by_our_monitor_not_the_charts():
 def test_loki_gateway_is_replicated_with_a_replicated_backend():
     assert loki("dev")["gateway"]["replicas"] == 1
     assert loki("production")["gateway"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_replicated_loki_has_budgets_that_keep_the_write_quorum(env):
+    """The chart renders a budget only when one is stated; with replication factor 3 a drain
+    that evicts two replicas at once loses the write quorum. A budget over one pod would block
+    every drain, so a single replica gets none."""
+    values = loki(env)
+    replicated = values["singleBinary"]["replicas"] > 1
+    for part in ("singleBinary", "gateway"):
+        budget = values[part].get("podDisruptionBudget")
+        assert budget == ({"maxUnavailable": 1} if replicated else None), (env, part)
+    assert replicated == (env == "production")
+
+
+def test_loki_runs_no_container_without_requests():
+    """The rules sidecar and the gateway's metrics exporter would be containers the sizing does
+    not cover; neither is used (no Loki rules, nothing scrapes Loki)."""
+    for env in ENVS:
+        values = loki(env)
+        assert values["sidecar"] == {"rules": {"enabled": False}}
+        assert values["gateway"]["metrics"] == {"enabled": False}
 
 
 def test_crd_validation_rejects_an_unknown_field():

@@ -40,9 +40,13 @@ class PodGroup:
     enabled: str | None = None
     enabled_default: bool = True
     tolerates_all: bool = False  # the chart's default tolerations accept every NoSchedule taint
+    # Other long-running containers of each pod: (values path of their resources, how many).
+    sidecars: tuple[tuple[str, int], ...] = ()
 
 
 _GLOBAL_SELECTOR = ("nodeSelector", "global.nodeSelector")
+# The operator's config-reloader container in every Prometheus and Alertmanager pod.
+_CONFIG_RELOADER = "prometheusOperator.prometheusConfigReloader.resources"
 
 POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
     "istiod": (
@@ -79,9 +83,25 @@ POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
         ),
     ),
     "kube-prometheus-stack": (
-        PodGroup("prometheus", "prometheus.prometheusSpec", replicas="replicas"),
-        PodGroup("alertmanager", "alertmanager.alertmanagerSpec", replicas="replicas"),
-        PodGroup("grafana", "grafana", replicas="replicas", enabled="grafana.enabled"),
+        PodGroup(
+            "prometheus",
+            "prometheus.prometheusSpec",
+            replicas="replicas",
+            sidecars=((_CONFIG_RELOADER, 1),),
+        ),
+        PodGroup(
+            "alertmanager",
+            "alertmanager.alertmanagerSpec",
+            replicas="replicas",
+            sidecars=((_CONFIG_RELOADER, 1),),
+        ),
+        PodGroup(
+            "grafana",
+            "grafana",
+            replicas="replicas",
+            enabled="grafana.enabled",
+            sidecars=(("grafana.sidecar.resources", 2),),  # dashboards, data sources
+        ),
         PodGroup("prometheus-operator", "prometheusOperator", replicas=""),
         PodGroup("kube-state-metrics", "kube-state-metrics", replicas="replicas"),
         PodGroup(
@@ -159,6 +179,22 @@ def chart_pods(chart: str, values: Mapping[str, Any], release: str = "") -> list
             cpu, memory = g.default_requests
             requests, defaulted = {"cpu": cpu, "memory": memory}, True
         requests = requests or {}
+        cpu = cpu_milli(requests["cpu"]) if "cpu" in requests else None
+        memory = bytes_of(requests["memory"]) if "memory" in requests else None
+        for path, count in g.sidecars:
+            # A pod requests what its containers do: one without requests leaves it unknown.
+            extra = get(values, path) or {}
+            extra = (extra.get("requests") if isinstance(extra, Mapping) else None) or {}
+            cpu = (
+                cpu + count * cpu_milli(extra["cpu"])
+                if cpu is not None and "cpu" in extra
+                else None
+            )
+            memory = (
+                memory + count * bytes_of(extra["memory"])
+                if memory is not None and "memory" in extra
+                else None
+            )
         selector: dict[str, str] = {}
         for path in g.node_selector:
             found = get(values, path) if path.startswith("global.") else _at(values, g.prefix, path)
@@ -175,8 +211,8 @@ def chart_pods(chart: str, values: Mapping[str, Any], release: str = "") -> list
                 release if release and g.what == chart else g.what,
                 chart,
                 1 if g.daemonset else replicas,
-                cpu_milli(requests["cpu"]) if "cpu" in requests else None,
-                bytes_of(requests["memory"]) if "memory" in requests else None,
+                cpu,
+                memory,
                 selector,
                 tuple(tolerations),
                 g.daemonset,

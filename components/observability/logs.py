@@ -62,17 +62,19 @@ def loki_values(cfg: ObservabilityConfig, *, bucket: Any, region: str) -> dict[s
             "s3": {
                 "endpoint": spaces_endpoint(region),
                 "region": region,
-                # Expanded by Loki from the pod environment (-config.expand-env), which comes
-                # from the `loki-spaces` Secret: the keys never enter chart values.
+                # Expanded by Loki from the pod environment (the chart always passes
+                # -config.expand-env), which comes from the `loki-spaces` Secret: the keys never
+                # enter chart values.
                 "accessKeyId": f"${{{key_id}}}",
                 "secretAccessKey": f"${{{secret}}}",
                 "s3ForcePathStyle": False,
             },
         }
-        single |= {
-            "extraArgs": ["-config.expand-env=true"],
-            "extraEnvFrom": [{"secretRef": {"name": SPACES_SECRET}}],
-        }
+        single |= {"extraEnvFrom": [{"secretRef": {"name": SPACES_SECRET}}]}
+    replicated = logs.replicas > 1
+    # A drain or a surge upgrade evicts one pod at a time: two of three Loki replicas gone at
+    # once lose the write quorum. The chart renders a budget only when one is stated.
+    budget = {"podDisruptionBudget": {"maxUnavailable": 1}} if replicated else {}
     return {
         "deploymentMode": "Monolithic",
         "loki": {
@@ -94,13 +96,19 @@ def loki_values(cfg: ObservabilityConfig, *, bucket: Any, region: str) -> dict[s
             "limits_config": {"retention_period": logs.retention},
             "compactor": {"retention_enabled": True, "delete_request_store": store},
         },
-        "singleBinary": {**single, "resources": cfg.resources.loki.helm()},
+        "singleBinary": {**single, **budget, "resources": cfg.resources.loki.helm()},
         # The gateway is the one entry point for pushes and queries: not a single pod when the
-        # backend itself is replicated.
+        # backend itself is replicated. Its access-log metrics exporter is off: nothing scrapes
+        # Loki (the chart's monitors are off), and it would be a container without requests.
         "gateway": {
-            "replicas": 2 if logs.replicas > 1 else 1,
+            "replicas": 2 if replicated else 1,
+            **budget,
             "resources": cfg.resources.loki_gateway.helm(),
+            "metrics": {"enabled": False},
         },
+        # No Loki ruler rules are declared: no sidecar watching ConfigMaps for them (it would be
+        # a container without requests in every Loki pod).
+        "sidecar": {"rules": {"enabled": False}},
         # Monolithic mode: the other targets run nothing.
         "read": {"replicas": 0},
         "write": {"replicas": 0},

@@ -11,6 +11,7 @@ from typing import Any
 from components.base import manifests, mesh
 from components.observability import logs, tracing
 from components.observability.config import ObservabilityConfig
+from components.observability.sizing import SHORT_LIVED
 
 # kube-prometheus-stack (pins.KUBE_PROMETHEUS_STACK: 88.5.3, prometheus-operator v0.93.1).
 # Grafana comes as its subchart (grafana 12.11.1 from grafana-community), so the dashboards
@@ -128,9 +129,9 @@ def alertmanager_config(pager: bool, ticket: bool) -> dict[str, Any]:
 
 def operator_crds_values() -> dict[str, Any]:
     """prometheus-operator-crds: every CRD of the operator, as templates, so a chart bump
-    upgrades them. Kept when the release is removed (Helm's `resource-policy: keep`, as the
-    chart documents): deleting a CRD deletes every object of its kind, the ServiceMonitors and
-    PrometheusRules of every layer with it."""
+    upgrades them. Kept when the release is removed: the chart's own uninstall deletes the
+    CRDs, and a deleted CRD takes every object of its kind with it (the ServiceMonitors and
+    PrometheusRules of every layer), so every CRD carries Helm's `resource-policy: keep`."""
     return {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
@@ -185,7 +186,13 @@ def prometheus_stack_values(
                 "secrets": [RECEIVERS_SECRET],
             },
         },
-        "prometheusOperator": {"resources": cfg.resources.prometheus_operator.helm()},
+        "prometheusOperator": {
+            "resources": cfg.resources.prometheus_operator.helm(),
+            # The operator adds a config-reloader to every Prometheus and Alertmanager pod with
+            # these (the chart passes them as flags; unset, the container requests nothing).
+            "prometheusConfigReloader": {"resources": cfg.resources.config_reloader.helm()},
+            "admissionWebhooks": {"patch": {"resources": SHORT_LIVED.helm()}},
+        },
         "kube-state-metrics": {"resources": cfg.resources.kube_state_metrics.helm()},
         "prometheus-node-exporter": {"resources": cfg.resources.node_exporter.helm()},
         "grafana": {
@@ -204,7 +211,11 @@ def prometheus_stack_values(
             },
             # A ReadWriteOnce volume cannot be attached to the old and new pod at once.
             "deploymentStrategy": {"type": "Recreate"},
+            # Both sidecars (dashboards, data sources) and both init containers request too.
+            "initChownData": {"resources": SHORT_LIVED.helm()},
+            "downloadDashboards": {"resources": SHORT_LIVED.helm()},
             "sidecar": {
+                "resources": cfg.resources.grafana_sidecar.helm(),
                 "dashboards": {
                     "enabled": True,
                     "label": next(iter(DASHBOARD_LABEL)),
