@@ -277,10 +277,12 @@ def credentials_in(values: Any, path: str = "") -> list[str]:
 
 
 def _in_cluster(value: str) -> bool:
-    """In-cluster service URLs, env references, Kiali's `secret:<name>:<key>` references, file
-    paths and the public, pinned Istio dashboard downloads are not credentials."""
+    """In-cluster service URLs, a port-forward's bare localhost URL, env references, Kiali's
+    `secret:<name>:<key>` references, file paths and the public, pinned Istio dashboard
+    downloads are not credentials."""
     return (
         ".svc.cluster.local" in value
+        or re.fullmatch(r"http://localhost:[0-9]+", value) is not None
         or re.fullmatch(r"\$\{[A-Z0-9_]+\}", value) is not None
         or re.fullmatch(r"secret:[a-z0-9-]+:[A-Za-z0-9._-]+", value) is not None
         or value.startswith("/")
@@ -356,6 +358,13 @@ def test_kiali_is_never_anonymous_and_uses_the_real_service_urls():
     )
     assert ext["tracing"]["internal_url"] == "http://tempo.monitoring.svc.cluster.local:3200"
     assert ext["tracing"]["use_grpc"] is False
+    # Off OpenShift, Kiali links to Grafana (and to traces through it) only with the URL a
+    # browser opens: the port-forward README documents. Kiali >= 2.11 reads the root namespace
+    # from istiod, not from `istio.root_namespace`.
+    assert ext["grafana"]["external_url"] == "http://localhost:3000"
+    assert "istio" not in ext
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "port-forward svc/kube-prometheus-stack-grafana 3000:80" in readme
 
 
 def test_kiali_reads_its_credentials_from_secrets_we_create():

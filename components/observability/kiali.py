@@ -16,6 +16,7 @@ from components.observability.config import ObservabilityConfig
 from components.observability.metrics import (
     GRAFANA_ADMIN_SECRET,
     GRAFANA_ADMIN_USER,
+    GRAFANA_BROWSER_URL,
     GRAFANA_PASSWORD_KEY,
     GRAFANA_URL,
     PROMETHEUS_DATASOURCE_UID,
@@ -52,11 +53,14 @@ def kiali_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             "ingress": {"enabled": False},  # reached through kubectl port-forward only
         },
         "external_services": {
-            "istio": {"root_namespace": mesh.ROOT_NAMESPACE},
             "prometheus": {"url": PROMETHEUS_URL},
             "grafana": {
                 "enabled": True,
                 "internal_url": GRAFANA_URL,
+                # Off OpenShift, Kiali uses Grafana (dashboard links, and the trace links below
+                # through its Tempo data source) only with an external URL, the one a browser
+                # opens (kiali v2.29.0 grafana/grafana.go): the documented port-forward's.
+                "external_url": GRAFANA_BROWSER_URL,
                 "datasource_uid": PROMETHEUS_DATASOURCE_UID,
                 # Grafana has no anonymous access: Kiali looks dashboards up as admin.
                 "auth": {

@@ -24,6 +24,9 @@ PROMETHEUS_URL = (
 )
 GRAFANA_SERVICE = f"{KPS_RELEASE}-grafana"  # grafana subchart fullname: <release>-grafana
 GRAFANA_URL = f"http://{GRAFANA_SERVICE}.{mesh.MONITORING_NAMESPACE}.svc.cluster.local:80"
+# Where a browser reaches Grafana: it is not exposed, so through the documented port-forward
+# (`kubectl -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80`).
+GRAFANA_BROWSER_URL = "http://localhost:3000"
 PROMETHEUS_DATASOURCE_UID = "prometheus"  # kps default: grafana.sidecar.datasources.uid
 
 GRAFANA_ADMIN_SECRET = "grafana-admin"
