@@ -212,6 +212,25 @@ def test_charts_wait_for_their_namespace_and_secrets(stack):
         assert by_name(run, SECRET, secret).urn in kps.dependencies
 
 
+def test_the_log_collector_takes_no_connections(stack):
+    """Its host ports are closed, but the chart's OTLP, Jaeger and Zipkin receivers still
+    listen on each pod's IP: a NetworkPolicy admits nothing to exactly its pods."""
+    _, run = stack
+    (policy,) = [r for r in owned(run) if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"]
+    spec = policy.inputs["spec"]
+    assert policy.inputs["metadata"]["namespace"] == "monitoring"
+    assert spec["policyTypes"] == ["Ingress"] and "ingress" not in spec
+    # The opentelemetry-collector 0.170.0 chart's selector labels for release log-collector.
+    assert spec["podSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "opentelemetry-collector",
+            "app.kubernetes.io/instance": "log-collector",
+        }
+    }
+    assert values(helm(run, "log-collector"))["mode"] == "daemonset"
+    assert "nameOverride" not in values(helm(run, "log-collector"))  # the name label holds
+
+
 # --- schemas ----------------------------------------------------------------------------------
 
 
@@ -226,7 +245,9 @@ def test_every_authored_object_validates_against_its_schema(stack):
             obj["stringData"] = {}  # masked as "[secret]" by the engine
         if obj["apiVersion"].startswith("telemetry.istio.io"):
             validate_istio(obj)
-        elif "." in obj["apiVersion"].split("/")[0]:
+        elif "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].startswith(
+            "networking.k8s.io/"
+        ):
             validate_crd(obj)
         else:
             validate_k8s(obj)

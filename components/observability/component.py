@@ -109,6 +109,7 @@ class Observability(pulumi.ComponentResource):
         self._chart(tracing.TEMPO_RELEASE, pins.TEMPO, tracing.tempo_values(obs), in_ns)
         self._logs(args, in_ns)
         self._chart(logs.OTEL_RELEASE, pins.OTEL_COLLECTOR, logs.collector_values(obs), in_ns)
+        self._object(logs.collector_network_policy(), in_ns)
         signing_key = random.RandomPassword(
             "kiali-signing-key", length=kiali.SIGNING_KEY_LENGTH, special=False, opts=self._opts()
         )

@@ -14,6 +14,7 @@ from typing import Any
 from components.base import manifests, mesh
 from components.cluster.pools import SYSTEM_POOL_TAINT
 from components.observability.config import ObservabilityConfig
+from components.security.network_policy import network_policy
 
 LOKI_RELEASE = "loki"  # pins.LOKI
 OTEL_RELEASE = "log-collector"
@@ -129,10 +130,18 @@ def spaces_secret(access_key: Any, secret_key: Any) -> dict[str, Any]:
     )
 
 
+# The chart's selector labels (opentelemetry-collector 0.170.0 `_helpers.tpl` selectorLabels).
+COLLECTOR_POD_LABELS = {
+    "app.kubernetes.io/name": "opentelemetry-collector",
+    "app.kubernetes.io/instance": OTEL_RELEASE,
+}
+
+
 def collector_values(cfg: ObservabilityConfig) -> dict[str, Any]:
     """A DaemonSet (on every node, the tainted system pool included) that tails container logs
-    and pushes them to Loki's OTLP endpoint. It receives nothing from the network, so the
-    chart's host ports are closed."""
+    and pushes them to Loki's OTLP endpoint. It receives nothing from the network: the chart's
+    host ports are closed, and `collector_network_policy` admits nothing to the receivers the
+    chart still configures on each pod's own IP."""
     closed = ("otlp", "otlp-http", "jaeger-compact", "jaeger-thrift", "jaeger-grpc", "zipkin")
     return {
         "mode": "daemonset",
@@ -159,3 +168,14 @@ def collector_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             },
         },
     }
+
+
+def collector_network_policy() -> dict[str, Any]:
+    """No ingress to the log collector's pods: it only reads files and pushes to Loki, and the
+    chart's default OTLP, Jaeger and Zipkin receivers would otherwise take spans and logs from
+    any pod in the cluster (the node's own traffic, its probes, is always allowed)."""
+    return network_policy(
+        mesh.MONITORING_NAMESPACE,
+        f"{OTEL_RELEASE}-deny-ingress",
+        {"podSelector": {"matchLabels": dict(COLLECTOR_POD_LABELS)}, "policyTypes": ["Ingress"]},
+    )
