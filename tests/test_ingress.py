@@ -11,8 +11,10 @@ import pytest
 from components.base import mesh
 from components.base.model import ConfigError
 from components.cluster.pools import WORKLOAD_POOL_LABEL
-from components.edge.gateway import PUBLIC_GATEWAY
+from components.edge.gateway import PUBLIC_GATEWAY, STATUS_NODE_PORT, ingress_gateway_values
 from components.edge.tls import dns_token_secret
+from components.istio.gateways import ingress_canary_values
+from components.istio.revisions import GatewayCanary
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import normalize, validate_crd, validate_istio, validate_k8s
 from tests.test_istio import load_cfg, release, values
@@ -114,12 +116,38 @@ def test_gateway_service_is_a_valid_node_port_service(stack):
     assert len({p["nodePort"] for p in service["ports"]}) == len(service["ports"])
 
 
+def accepts_proxy_protocol(gateway_values: dict) -> bool:
+    """On its traffic ports (`gatewayTopology`) and on the status port the load balancer
+    health-checks (pilot-agent's ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL)."""
+    config = json.loads(gateway_values["podAnnotations"]["proxy.istio.io/config"])
+    return (
+        config["gatewayTopology"]["proxyProtocol"] == {}
+        and gateway_values.get("env", {}).get("ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL") == "true"
+    )
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_proxy_protocol_on_the_load_balancer_and_accepted_by_the_gateway(stack):
+    """DigitalOcean sends the PROXY header on health checks too: a gateway that takes it on
+    80/443 but not on its status port fails every health check (503 for all traffic)."""
     run = stack_run(stack)
-    assert one(run, LB).inputs["enableProxyProtocol"] is True
-    annotation = values(run, mesh.INGRESS_GATEWAY)["podAnnotations"]["proxy.istio.io/config"]
-    assert json.loads(annotation)["gatewayTopology"]["proxyProtocol"] == {}
+    lb = one(run, LB)
+    assert lb.inputs["enableProxyProtocol"] is True
+    assert lb.inputs["healthcheck"]["port"] == STATUS_NODE_PORT
+    behind = [
+        r
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == "gateway" and r.inputs["namespace"] == mesh.INGRESS_NAMESPACE
+    ]
+    assert behind
+    for r in behind:
+        assert accepts_proxy_protocol(normalize(r.inputs["values"])), r.name
+
+
+def test_a_gateway_canary_behind_the_load_balancer_accepts_proxy_protocol_too():
+    cfg = load_cfg("production")
+    canary = GatewayCanary(revision=cfg.istio.revision_tag, replicas=1)
+    assert accepts_proxy_protocol(ingress_canary_values(ingress_gateway_values(cfg.istio), canary))
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -4,8 +4,12 @@ for the exposed hosts. Pure: no Pulumi.
 
 The Service is `NodePort`, never `LoadBalancer`: the DigitalOcean load balancer is owned by
 Pulumi (`load_balancer.py`), and a Service of type LoadBalancer would make the cloud controller
-create and own a second one. The gateway accepts PROXY protocol
-(`gatewayTopology.proxyProtocol`), matching the load balancer, so client IPs survive. The chart
+create and own a second one. The gateway accepts PROXY protocol, matching the load balancer,
+so client IPs survive: on its traffic ports through `gatewayTopology.proxyProtocol`, and on the
+status port the load balancer health-checks through `ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL`.
+DigitalOcean sends the PROXY header on health checks too, and `gatewayTopology` covers only
+the gateway's listeners (istio 1.30.3 `pilot/pkg/networking/core/gateway.go`); without the
+variable every node fails the health check and the load balancer answers 503. The chart
 release itself is installed by the Istio layer, at the version of the control plane it runs on;
 a gateway canary there reuses this Service and never gets one of its own.
 """
@@ -42,6 +46,10 @@ INGRESS_PORTS: tuple[tuple[str, int, int, int], ...] = (
 DO_FIREWALL_MANAGED = "kubernetes.digitalocean.com/firewall-managed"
 # Pod annotation read by the injector: listeners expect a PROXY protocol header first.
 PROXY_PROTOCOL_CONFIG = json.dumps({"gatewayTopology": {"proxyProtocol": {}}}, sort_keys=True)
+# pilot-agent then adds a PROXY protocol listener filter to the status port's listener, which
+# still takes requests without the header (the kubelet's probes): istio 1.30.3
+# tools/packaging/common/envoy_bootstrap.json, `allow_requests_without_proxy_protocol`.
+STATUS_PORT_PROXY_PROTOCOL = {"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}
 
 # The public Istio Gateway (networking.istio.io/v1) VirtualServices bind to: "<ns>/<name>".
 PUBLIC_GATEWAY_NAME = "public"
@@ -61,6 +69,7 @@ def ingress_gateway_values(istio: IstioConfig) -> dict[str, Any]:
             **shared.get("podAnnotations", {}),
             "proxy.istio.io/config": PROXY_PROTOCOL_CONFIG,
         },
+        "env": {**shared.get("env", {}), **STATUS_PORT_PROXY_PROTOCOL},
         "service": {
             "type": "NodePort",
             "annotations": {DO_FIREWALL_MANAGED: "false"},
