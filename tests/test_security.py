@@ -18,10 +18,11 @@ from components.security.egress import (
     GATEWAY_POLICY,
     GATEWAY_TLS_PORT,
     egress_objects,
+    gateway_callers,
 )
 from components.security.objects import security_objects
 from components.traffic.names import LOADTESTER_PRINCIPAL
-from tests.conftest import STACKS, run_config, stack_config, stack_run
+from tests.conftest import STACKS, parsed_stack, run_config, stack_config, stack_run
 from tests.schema import validate_istio, validate_k8s
 from tests.test_mesh_ca import istiod_release, parsed
 from tools.engine import Resource, Run
@@ -228,7 +229,7 @@ def test_every_egress_variant_is_schema_valid_and_originates_tls_verified(varian
     ext = ExternalHost.model_validate(
         {"host": "api.example.com", "namespaces": ["shop"], **variant}
     )
-    objects = egress_objects(ext)
+    objects = egress_objects(ext, gateway_callers([ext]))
     for obj in objects:
         validate_istio(obj)
     originating = [
@@ -251,6 +252,65 @@ def test_every_egress_variant_is_schema_valid_and_originates_tls_verified(varian
     for gw in gateways:
         assert gw["spec"]["servers"][0]["tls"] == {"mode": "ISTIO_MUTUAL"}
         assert gw["spec"]["servers"][0]["port"]["number"] in (GATEWAY_TLS_PORT, GATEWAY_HTTP_PORT)
+
+
+DR = "kubernetes:networking.istio.io/v1:DestinationRule"
+
+
+def test_gateway_rules_of_hosts_with_different_callers_still_merge():
+    """Istio merges DestinationRules of one host only when their exportTo sets are equal: a
+    namespace shared by two gateway-routed hosts must see both hosts' subsets."""
+    a = ExternalHost.model_validate(
+        {"host": "a.example.com", "namespaces": ["shop", "pay"], "egressGateway": True}
+    )
+    b = ExternalHost.model_validate(
+        {"host": "b.example.com", "namespaces": ["pay"], "egressGateway": True, "port": 8443}
+    )
+    direct = ExternalHost.model_validate({"host": "c.example.com", "namespaces": ["ops"]})
+    callers = gateway_callers([a, b, direct])
+    assert callers == ("pay", "shop")
+    rules = [
+        o
+        for ext in (a, b)
+        for o in egress_objects(ext, callers)
+        if o["kind"] == "DestinationRule" and o["spec"]["host"] == GATEWAY_HOST
+    ]
+    assert len(rules) == 2
+    assert all(r["spec"]["exportTo"] == [".", "pay", "shop"] for r in rules)
+    assert {r["spec"]["subsets"][0]["name"] for r in rules} == {"a-example-com", "b-example-com"}
+
+
+def test_callers_of_a_gateway_originated_host_have_no_tls_port_to_leave_by():
+    """They send plain HTTP on 80 to the gateway; with the TLS port in their registry a TLS
+    connection would leave the sidecar straight for the host, past the gateway."""
+    ext = ExternalHost.model_validate(
+        {
+            "host": "api.example.com",
+            "namespaces": ["shop"],
+            "tls": "originate",
+            "egressGateway": True,
+        }
+    )
+    entries = {
+        o["metadata"]["namespace"]: [p["number"] for p in o["spec"]["ports"]]
+        for o in egress_objects(ext, gateway_callers([ext]))
+        if o["kind"] == "ServiceEntry"
+    }
+    assert entries == {"shop": [80], mesh.EGRESS_NAMESPACE: [80, 443]}
+    sidecar = ExternalHost.model_validate(
+        {"host": "api.example.com", "namespaces": ["shop"], "tls": "originate"}
+    )
+    (entry,) = [o for o in egress_objects(sidecar, ()) if o["kind"] == "ServiceEntry"]
+    assert [p["number"] for p in entry["spec"]["ports"]] == [80, 443]  # the sidecar originates
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rule_for_the_egress_gateway_host_is_exported_alike(stack):
+    hosts = parsed_stack(stack).graph.external_hosts
+    rules = [r for r in stack_run(stack).of_type(DR) if r.inputs["spec"]["host"] == GATEWAY_HOST]
+    assert len(rules) == sum(h.egress_gateway for h in hosts)
+    for r in rules:
+        assert r.inputs["spec"]["exportTo"] == [".", *gateway_callers(hosts)], r.name
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -140,6 +140,9 @@ def test_each_routed_host_has_one_destination_rule_that_ejects_and_defines_its_s
             (dr,) = rules[host]
             detection = dr["spec"]["trafficPolicy"]["outlierDetection"]
             assert detection["consecutive5xxErrors"] > 0
+            # Envoy ejects at least one host and Istio disables panic routing unless this is
+            # set: without it a pool of one answers 503 for the whole ejection.
+            assert detection["minHealthPercent"] > 0
             if "subset" in dest:
                 assert dest["subset"] in {s["name"] for s in dr["spec"].get("subsets", [])}
             routed += 1
@@ -196,6 +199,7 @@ def test_flagger_owns_the_canaried_host():
     assert spec["provider"] == "istio" and spec["targetRef"]["name"] == "checkout"
     assert spec["service"]["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
     assert spec["service"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] == 5
+    assert spec["service"]["trafficPolicy"]["outlierDetection"]["minHealthPercent"] == 50
     assert spec["analysis"]["stepWeight"] == 10 and spec["analysis"]["maxWeight"] == 50
     (hook,) = spec["analysis"]["webhooks"]
     assert hook["url"] == "http://flagger-loadtester.flagger/" and hook["type"] == "rollout"

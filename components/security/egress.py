@@ -14,7 +14,7 @@ automatic SAN check off, so the name is stated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from components.base import mesh
@@ -38,12 +38,16 @@ def gateway_port(ext: ExternalHost) -> int:
     return GATEWAY_HTTP_PORT if ext.tls == "originate" else GATEWAY_TLS_PORT
 
 
-def _entry_ports(ext: ExternalHost) -> list[dict[str, Any]]:
+def _entry_ports(ext: ExternalHost, namespace: str) -> list[dict[str, Any]]:
+    http = {"number": HTTP_PORT, "name": "http", "protocol": "HTTP"}
     if ext.tls == "originate":
-        return [
-            {"number": HTTP_PORT, "name": "http", "protocol": "HTTP"},
-            {"number": ext.port, "name": "https", "protocol": "HTTPS"},
-        ]
+        if ext.egress_gateway and namespace != mesh.EGRESS_NAMESPACE:
+            # Callers only ever send plain HTTP to the gateway. With the TLS port in their
+            # registry too, a TLS connection to it would match no route of ours and leave the
+            # sidecar straight for the host (istio 1.30 `networking/core/tls.go`), past the
+            # gateway and its policy, wherever a NetworkPolicy opens that port to the internet.
+            return [http]
+        return [http, {"number": ext.port, "name": "https", "protocol": "HTTPS"}]
     return [{"number": ext.port, "name": "tls", "protocol": "TLS"}]
 
 
@@ -54,7 +58,7 @@ def service_entry(ext: ExternalHost, namespace: str) -> dict[str, Any]:
         "exportTo": ["."],
         "location": "MESH_EXTERNAL",
         "resolution": "DNS",
-        "ports": _entry_ports(ext),
+        "ports": _entry_ports(ext, namespace),
     }
     return istio_object(
         "ServiceEntry", NETWORKING_API, f"external-{slug(ext.host)}", namespace, spec, "egress"
@@ -136,9 +140,15 @@ def _routes(ext: ExternalHost, gateway_ref: str) -> dict[str, Any]:
     }
 
 
-def gateway_objects(ext: ExternalHost) -> list[dict[str, Any]]:
+def gateway_callers(hosts: Iterable[ExternalHost]) -> tuple[str, ...]:
+    """Every namespace that reaches some host through the egress gateway, sorted."""
+    return tuple(sorted({ns for ext in hosts if ext.egress_gateway for ns in ext.namespaces}))
+
+
+def gateway_objects(ext: ExternalHost, callers: Sequence[str]) -> list[dict[str, Any]]:
     """Gateway, VirtualService and DestinationRule(s) in the egress gateway namespace routing
-    `ext` from the allowed namespaces' sidecars through the egress gateway."""
+    `ext` from the allowed namespaces' sidecars through the egress gateway. `callers`: every
+    namespace of every host routed through the gateway (`gateway_callers`)."""
     name = f"egress-{slug(ext.host)}"
     ns = mesh.EGRESS_NAMESPACE
     export_to = [".", *ext.namespaces]
@@ -184,6 +194,10 @@ def gateway_objects(ext: ExternalHost) -> list[dict[str, Any]]:
             ]
         },
     }
+    # Every host's rule for the gateway host is exported to the same namespaces: Istio merges
+    # rules of one host only when their exportTo sets are equal (1.30 `model/destination_rule.go`
+    # mergeDestinationRule); else a namespace sees one of them, and the other hosts' subsets
+    # are missing there (503). Which host a namespace may reach stays the gateway policy's call.
     to_gateway_rule = istio_object(
         "DestinationRule",
         NETWORKING_API,
@@ -191,7 +205,7 @@ def gateway_objects(ext: ExternalHost) -> list[dict[str, Any]]:
         ns,
         {
             "host": GATEWAY_HOST,
-            "exportTo": export_to,
+            "exportTo": [".", *callers],
             "subsets": [subset],
         },
         "egress",
@@ -248,13 +262,14 @@ def gateway_policies(hosts: Iterable[ExternalHost]) -> list[dict[str, Any]]:
     return out
 
 
-def egress_objects(ext: ExternalHost) -> list[dict[str, Any]]:
-    """Everything one external host needs, in the namespaces it concerns."""
+def egress_objects(ext: ExternalHost, gateway_callers: Sequence[str]) -> list[dict[str, Any]]:
+    """Everything one external host needs, in the namespaces it concerns. `gateway_callers`:
+    as for `gateway_objects`."""
     out = [service_entry(ext, ns) for ns in ext.namespaces]
     if ext.egress_gateway:
         # The gateway resolves the host from its own registry.
         out.append(service_entry(ext, mesh.EGRESS_NAMESPACE))
-        out += gateway_objects(ext)
+        out += gateway_objects(ext, gateway_callers)
     elif ext.tls == "originate":
         for ns in ext.namespaces:
             out += sidecar_origination(ext, ns)

@@ -12,7 +12,7 @@ from components.edge.rate_limit import local_rate_limit
 from components.graph.checks import ServiceGraph
 from components.security.authorization import authorization_policies, peer_authentications
 from components.security.config import SecurityConfig
-from components.security.egress import egress_objects, gateway_policies
+from components.security.egress import egress_objects, gateway_callers, gateway_policies
 from components.security.network_policy import network_policies
 
 
@@ -29,8 +29,9 @@ def security_objects(graph: ServiceGraph, security: SecurityConfig) -> list[dict
     objects += authorization_policies(graph)
     for ns in graph.namespace_names:
         objects += network_policies(ns, graph.services, hosts)
+    callers = gateway_callers(hosts)
     for ext in hosts:
-        objects += egress_objects(ext)
+        objects += egress_objects(ext, callers)
     objects += gateway_policies(hosts)
     if security.ingress_rate_limit.enabled:
         objects.append(local_rate_limit(security.ingress_rate_limit))

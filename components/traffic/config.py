@@ -64,6 +64,10 @@ def _resilience(timeout: str, per_try: str, connections: int, ejection: int) -> 
             "interval": "10s",
             "baseEjectionTime": "30s",
             "maxEjectionPercent": ejection,
+            # Envoy ejects at least one host whatever the cap, and Istio turns Envoy's panic
+            # routing off unless this is set (1.30 `cluster_traffic_policy.go`): a pool of one
+            # would answer 503 for the whole ejection. Below half healthy, serve every host.
+            "minHealthPercent": 50,
         },
         "connectionPool": {
             "maxConnections": connections,
@@ -122,7 +126,7 @@ class TrafficConfig(ConfigModel):
 
     PROFILES: ClassVar[dict[str, Profile[TrafficRules]]] = {
         # dev: a slow debugger may hold a request; a single replica may be ejected (panic
-        # routing keeps serving it); canaries judged quickly.
+        # routing, `minHealthPercent`, keeps serving it); canaries judged quickly.
         "dev": Profile(
             _defaults(_resilience("30s", "10s", 256, 100), _canary("30s", 2, 25, 4, 100), 1, 1),
             TrafficRules(faults_need_exception=False, min_flagger_replicas=1),
