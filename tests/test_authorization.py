@@ -217,7 +217,7 @@ def expected(
     return bool(
         ing
         and r.principal == mesh.INGRESS_PRINCIPAL
-        and r.port in http_ports
+        and r.port == svc.http_port  # the one port the public routes send to
         and r.method in ing.methods
         and any(under(p, r.path) for p in ing.paths)
     )
@@ -298,6 +298,23 @@ def test_declared_call_allowed_and_undeclared_caller_denied_in_production_graph(
     assert not allowed(
         policies, w, Request(mesh.INGRESS_PRINCIPAL, "istio-ingress", "GET", "/api/cart", 8080)
     )
+
+
+def test_the_ingress_gateway_reaches_only_the_port_it_routes_to():
+    """A service's second HTTP port (metrics, admin) is not reachable from the internet just
+    because the service is exposed: the public routes send to its first HTTP port only."""
+    exposed = MeshService.model_validate(
+        svc(
+            "web",
+            ports=[{"name": "http", "port": 8080}, {"name": "http-metrics", "port": 9100}],
+            ingress={"paths": ["/"]},
+        )
+    )
+    policies = authorization_policies(["shop"], [exposed])
+    w = Workload("shop", exposed.workload_labels)
+    public = (mesh.INGRESS_PRINCIPAL, mesh.INGRESS_NAMESPACE, "GET", "/")
+    assert allowed(policies, w, Request(*public, 8080))
+    assert not allowed(policies, w, Request(*public, 9100))
 
 
 # --- generated graphs ------------------------------------------------------------------------

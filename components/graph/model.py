@@ -132,6 +132,12 @@ class MeshService(ConfigModel):
     def speaks_http(self) -> bool:
         return any(p.protocol in HTTP_PROTOCOLS for p in self.ports)
 
+    @property
+    def http_port(self) -> int:
+        """The port the mesh routes the service's HTTP to (its first HTTP port): the public
+        Gateway's routes, the canary's Services and its load test all use it."""
+        return next(p.port for p in self.ports if p.protocol in HTTP_PROTOCOLS)
+
 
 class ExternalHost(ConfigModel):
     """An external host workloads in `namespaces` may reach; everything else is refused by

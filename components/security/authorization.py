@@ -121,9 +121,11 @@ def caller_rule(svc: MeshService, caller: Caller, caller_svc: MeshService) -> di
 
 
 def ingress_rule(svc: MeshService) -> dict[str, Any]:
+    """The ingress gateway, on the one port its routes send to (`MeshService.http_port`): a
+    second HTTP port, such as metrics, stays closed to the internet."""
     assert svc.ingress is not None
     operation = {
-        "ports": _ports(svc, http_only=True),
+        "ports": [str(svc.http_port)],
         "methods": list(svc.ingress.methods),
         "paths": istio_paths(svc.ingress.paths),
     }
@@ -131,11 +133,12 @@ def ingress_rule(svc: MeshService) -> dict[str, Any]:
 
 
 def load_test_rule(svc: MeshService) -> dict[str, Any]:
-    """Flagger's load tester, with the canary's load-test method on its path."""
+    """Flagger's load tester, with the canary's load-test method on its path, on the port
+    its load test calls (`MeshService.http_port`)."""
     assert svc.canary is not None
     test = svc.canary.load_test
     operation = {
-        "ports": _ports(svc, http_only=True),
+        "ports": [str(svc.http_port)],
         "methods": [test.method],
         "paths": istio_paths([test.path]),
     }

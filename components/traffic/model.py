@@ -146,7 +146,8 @@ class HttpRoute(ConfigModel):
 class LoadTest(ConfigModel):
     """Traffic the Flagger load tester sends during an analysis, so that a quiet service still
     produces the metrics it is judged on ("no values found" would stall it). The service's
-    authorization admits exactly this method on this path from the load tester."""
+    authorization admits exactly this method on this path from the load tester, on the
+    service's first HTTP port (what a `cmd` must call too)."""
 
     method: str = "GET"
     path: str = "/"

@@ -24,7 +24,7 @@ from typing import Any
 from components.base import manifests, mesh
 from components.edge.gateway import PUBLIC_GATEWAY
 from components.graph.checks import ServiceGraph
-from components.graph.model import HTTP_PROTOCOLS, MeshService
+from components.graph.model import MeshService
 from components.traffic import checks, names
 from components.traffic.exposure import public_hosts
 from components.traffic.matches import RouteMatch
@@ -39,7 +39,7 @@ SHARES_ANNOTATION = "service-mesh/traffic-shares"
 
 
 def http_port(svc: MeshService) -> int:
-    return next(p.port for p in svc.ports if p.protocol in HTTP_PROTOCOLS)
+    return svc.http_port
 
 
 def _istio_object(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
