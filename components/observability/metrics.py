@@ -256,7 +256,9 @@ def receivers_secret(urls: dict[str, Any]) -> dict[str, Any]:
 
 def grafana_datasources() -> list[dict[str, Any]]:
     """Loki and Tempo beside the chart's default Prometheus data source (uid `prometheus`),
-    linked both ways: trace ids in logs open Tempo, spans open their logs and metrics."""
+    linked both ways: a trace id in an application's log line (logfmt `trace_id=<id>`) opens
+    Tempo, and spans open their logs and metrics. Envoy's access logs carry no trace id (Istio
+    1.30's JSON format has `request_id`, not the trace's), so they link from spans only."""
     return [
         {
             "name": "Loki",
