@@ -108,6 +108,12 @@ def test_ha_settings_reach_the_prometheus_stack(stack_name, prom, am):
     assert v["prometheus"]["prometheusSpec"]["replicas"] == prom
     assert v["alertmanager"]["alertmanagerSpec"]["replicas"] == am
     assert v["prometheus"]["prometheusSpec"]["podMonitorSelectorNilUsesHelmValues"] is False
+    # One replica down at a time (drains, autoscaler scale-downs); no budget over one pod,
+    # which would block every drain. The chart renders each key but `enabled` into the spec.
+    for part, replicas in (("prometheus", prom), ("alertmanager", am)):
+        budget = v[part].get("podDisruptionBudget")
+        expected = {"enabled": True, "minAvailable": replicas - 1} if replicas > 1 else None
+        assert budget == expected, (stack_name, part)
 
 
 def test_monitoring_namespace_is_ours_and_not_in_the_mesh(stack):

@@ -138,6 +138,16 @@ def operator_crds_values() -> dict[str, Any]:
     return {"crds": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 
 
+def _budget(replicas: int) -> dict[str, Any]:
+    """At most one replica down at a time, for drains and the autoscaler's scale-downs: the
+    chart's budget takes `minAvailable` (it renders every key but `enabled`, and its default
+    `minAvailable: 1` would sit beside a `maxUnavailable`). None over a single replica: that
+    budget would block every drain."""
+    if replicas < 2:
+        return {}
+    return {"podDisruptionBudget": {"enabled": True, "minAvailable": replicas - 1}}
+
+
 def prometheus_stack_values(
     environment: str,
     cfg: ObservabilityConfig,
@@ -165,6 +175,7 @@ def prometheus_stack_values(
             "rules": {rule: False for rules in DOKS_UNEXPOSED.values() for rule in rules}
         },
         "prometheus": {
+            **_budget(prom.replicas),
             "prometheusSpec": {
                 "replicas": prom.replicas,
                 "resources": cfg.resources.prometheus.helm(),
@@ -177,9 +188,10 @@ def prometheus_stack_values(
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "probeSelectorNilUsesHelmValues": False,
-            }
+            },
         },
         "alertmanager": {
+            **_budget(am.replicas),
             "config": alertmanager_config(pager, ticket),
             "alertmanagerSpec": {
                 "replicas": am.replicas,
