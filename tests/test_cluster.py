@@ -8,7 +8,7 @@ import yaml
 from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import SYSTEM_POOL_LABEL, SYSTEM_POOL_TAINT, workload_tag
 from components.config import StackConfigError
-from tests.conftest import run_config, stack_config, stack_run
+from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tools import engine
 
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
@@ -94,6 +94,23 @@ def test_cluster_lives_in_its_vpc_with_the_configured_range():
     vpc = run.one(VPC)
     assert vpc.inputs["ipRange"] == "10.130.0.0/20"
     assert vpc.urn in run.one(CLUSTER).dependencies
+
+
+def test_a_replaced_vpc_never_needs_the_name_of_the_one_it_replaces(tmp_path):
+    """DigitalOcean refuses two VPCs of one name and the replacement comes first: every value
+    of a replace-forcing input (region, range) gets its own name; the same config, the same
+    name, and no two stacks share one."""
+    names = {s: stack_run(s).one(VPC).inputs["name"] for s in STACKS}
+    assert len(set(names.values())) == len(STACKS)
+    assert names["production"] == stack_run("production").one(VPC).inputs["name"]
+    base = stack_config("dev")
+    for change in ({"region": "ams3"}, {"vpcCidr": "10.99.0.0/20"}):
+        config = {**base, "service-mesh:cluster": {**base["service-mesh:cluster"], **change}}
+        folder = tmp_path / next(iter(change))
+        folder.mkdir()
+        run = run_config(folder, "dev", config)
+        assert run.error is None, run.error
+        assert run.one(VPC).inputs["name"] != names["dev"], change
 
 
 def test_control_plane_firewall_only_when_an_allow_list_is_configured():

@@ -237,7 +237,8 @@ def test_a_fourth_environment_is_one_profile_entry(tmp_path, monkeypatch):
     assert run.error is None, run.error
     assert run.outputs["environment"] == "preview"
     vpc = run.one("digitalocean:index/vpc:Vpc")
-    assert vpc.inputs["ipRange"] == "10.140.0.0/20" and vpc.inputs["name"] == "mesh-preview-vpc"
+    assert vpc.inputs["ipRange"] == "10.140.0.0/20"
+    assert vpc.inputs["name"] == "mesh-preview-fra1-10-140-0-0-20"
     dev = stack_run("dev")
     assert sorted(r.type for r in run.resources) == sorted(r.type for r in dev.resources)
     stack_file = yaml.safe_load((tmp_path / "Pulumi.test.yaml").read_text())

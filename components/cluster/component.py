@@ -23,6 +23,7 @@ from components.cluster.kubeconfig import exec_kubeconfig
 from components.cluster.pools import (
     cluster_args,
     system_node_pool_args,
+    vpc_name,
     workload_node_pool_args,
     workload_tag,
 )
@@ -48,7 +49,7 @@ class DoksCluster(pulumi.ComponentResource):
 
         self.vpc = do.Vpc(
             f"{name}-vpc",
-            name=f"{name}-vpc",
+            name=vpc_name(name, cfg),
             region=cfg.region,
             ip_range=cfg.vpc_cidr,
             description=f"Private network of the {name} service mesh",

@@ -26,6 +26,15 @@ def system_pool_toleration() -> dict[str, str]:
     }
 
 
+def vpc_name(name: str, cluster: ClusterConfig) -> str:
+    """Unique per region and address range, the VPC's two replace-forcing inputs: DigitalOcean
+    refuses a second VPC of one name, and a replacement is created before the old VPC is
+    deleted, so under a fixed name a region move or a new range would fail half-way. A rename
+    alone is an in-place update."""
+    cidr = cluster.vpc_cidr.replace(".", "-").replace("/", "-")
+    return f"{name}-{cluster.region}-{cidr}"
+
+
 def workload_tag(name: str) -> str:
     """Droplet tag on every workload node: the load balancer targets nodes by it, so it must
     be stable across cluster rebuilds (derived from the stack name only)."""
