@@ -179,6 +179,7 @@ def test_monitors_depend_on_the_prometheus_stack_and_their_namespace(stack):
     assert {m.inputs["metadata"]["name"] for m in service_monitors} == {
         "istio-component-monitor",
         "tempo",
+        "cert-manager",
     }
     for m in service_monitors:
         assert release.urn in m.dependencies

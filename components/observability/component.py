@@ -33,7 +33,15 @@ import pulumi_random as random
 from components.base import manifests, mesh, pins
 from components.base.manifests import qualified_name
 from components.base.resources import chart, register, release
-from components.observability import dashboards, kiali, logs, metrics, scraping, tracing
+from components.observability import (
+    certificates,
+    dashboards,
+    kiali,
+    logs,
+    metrics,
+    scraping,
+    tracing,
+)
 from components.observability.config import ObservabilityConfig
 
 
@@ -129,7 +137,12 @@ class Observability(pulumi.ComponentResource):
                 scraping.envoy_pod_monitor(ns),
                 self._opts(depends_on=[self.prometheus_stack, args.namespaces[ns]]),
             )
-        for monitor in (scraping.istiod_service_monitor(), scraping.tempo_service_monitor()):
+        for monitor in (
+            scraping.istiod_service_monitor(),
+            scraping.tempo_service_monitor(),
+            certificates.cert_manager_service_monitor(),
+            certificates.certificate_rule(args.environment),
+        ):
             self._object(monitor, self._opts(depends_on=[self.prometheus_stack]))
         self.telemetry = self._object(
             tracing.telemetry(obs, args.environment), self._opts(depends_on=list(args.crds_ready))
