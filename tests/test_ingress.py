@@ -288,6 +288,15 @@ def test_cert_manager_pinned_and_independent_of_istio(stack):
     assert not istio & run.waits_for(cm)
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_dns01_is_checked_at_the_authoritative_nameservers(stack):
+    """The public resolvers only find the zone: checking the TXT record through them alone
+    waits out the negative answer they cached when the solver first looked it up."""
+    v = release(stack_run(stack), "cert-manager").inputs["values"]
+    assert v["dns01RecursiveNameservers"] == "1.1.1.1:53,8.8.8.8:53"
+    assert v.get("dns01RecursiveNameserversOnly", False) is False
+
+
 @pytest.mark.parametrize(("stack", "replicas"), [("dev", 1), ("staging", 2), ("production", 2)])
 def test_cert_manager_runs_on_the_workload_pool_spread_with_a_budget(stack, replicas):
     """Off the tainted system pool (reserved for istiod), spread across nodes by the labels the

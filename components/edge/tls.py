@@ -50,9 +50,12 @@ def cert_manager_values(ingress: IngressConfig) -> dict[str, Any]:
             "topologySpreadConstraints": spread(_pod_labels("webhook", "webhook"), False),
         },
         "cainjector": {"resources": ingress.cert_manager_resources.cainjector.helm()},
-        # Check DNS-01 propagation against public resolvers, not the cluster's cache.
+        # Find the zone through public resolvers rather than the cluster's DNS, then check the
+        # TXT record at DigitalOcean's authoritative nameservers (cert-manager's default).
+        # Checking through the resolvers alone (`dns01RecursiveNameserversOnly`) would wait out
+        # the "no such name" they cached when the solver first looked the record up (the
+        # chart's own warning, v1.21.1 values.yaml).
         "dns01RecursiveNameservers": "1.1.1.1:53,8.8.8.8:53",
-        "dns01RecursiveNameserversOnly": True,
     }
     if replicas > 1:
         values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
