@@ -201,11 +201,23 @@ def test_flagger_owns_the_canaried_host():
     assert spec["service"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] == 5
     assert spec["service"]["trafficPolicy"]["outlierDetection"]["minHealthPercent"] == 50
     assert spec["analysis"]["stepWeight"] == 10 and spec["analysis"]["maxWeight"] == 50
-    (hook,) = spec["analysis"]["webhooks"]
-    assert hook["url"] == "http://flagger-loadtester.flagger/" and hook["type"] == "rollout"
-    assert hook["metadata"]["cmd"] == (
-        "hey -z 1m -q 10 -c 2 -m GET http://checkout-canary.shop:8080/api/cart"
-    )
+    # Load before the first step too (a query without data is a failed check in Flagger 1.44),
+    # and each run shorter than the 1m interval (the load tester skips a command still running).
+    warm_up, during = spec["analysis"]["webhooks"]
+    assert (warm_up["type"], during["type"]) == ("pre-rollout", "rollout")
+    for hook in (warm_up, during):
+        assert hook["url"] == "http://flagger-loadtester.flagger/"
+        assert hook["metadata"] == {
+            "type": "cmd",
+            "cmd": "hey -z 50s -q 10 -c 2 -m GET http://checkout-canary.shop:8080/api/cart",
+        }
+
+
+@pytest.mark.parametrize(("interval", "window"), [("1m", "50s"), ("30s", "20s"), ("10s", "5s")])
+def test_a_load_test_run_ends_before_the_next_interval_starts_it(interval, window):
+    from components.traffic.canary import load_window
+
+    assert load_window(interval) == window
 
 
 def test_the_canary_is_judged_by_the_slis_of_its_burn_rate_alerts():

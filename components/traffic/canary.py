@@ -6,9 +6,13 @@ of the burn-rate alerts (`components/slo/rules.py`, the same bad and total reque
 to the workload under analysis (`destination_workload="{{ target }}"`) over the analysis
 interval, divided by the objective's error budget: the canary's burn rate. The Canary rolls back
 after `threshold` intervals in which the canary spends its budget faster than `maxBurnRate`
-(1: exactly as fast as the SLO allows). A load-test webhook (Flagger's load tester) sends
-requests every interval, so a quiet service still yields values ("no values found" would halt
-the analysis instead of judging it).
+(1: exactly as fast as the SLO allows). Flagger's load tester sends requests every interval,
+so a quiet service still yields values: in Flagger 1.44 a query without data ("no values
+found") counts as a failed check towards rollback (`pkg/controller/scheduler_metrics.go`).
+So the load test also runs as a `pre-rollout` webhook: the `rollout` one fires only within an
+analysis step, right before its queries, which left the first step without traffic. Each run
+lasts less than the interval: the load tester skips a command while the previous run of it is
+still going (`pkg/loadtester/runner.go`), which would leave a whole interval without load.
 
 The Canary's traffic policy is the service's resolved resilience with `ISTIO_MUTUAL` TLS (the
 mesh is STRICT; Flagger's tutorials' `DISABLE` would break every call). Flagger's schema has no
@@ -30,7 +34,7 @@ from components.slo.rules import Sli, budget, num, slis
 from components.traffic import checks, names
 from components.traffic.exposure import public_hosts
 from components.traffic.model import CanaryAnalysis
-from components.traffic.resilience import Resilience, overlay
+from components.traffic.resilience import Resilience, duration_ms, overlay
 from components.traffic.routing import http_port
 
 FLAGGER_API = "flagger.app/v1beta1"
@@ -90,8 +94,15 @@ def _match_headers(svc: MeshService) -> list[str]:
     return out
 
 
+def load_window(interval: str) -> str:
+    """How long one load-test run lasts: 10 s less than the interval (half of a short one), so
+    it has ended when the next interval starts it again."""
+    seconds = duration_ms(interval) // 1000
+    return f"{max(seconds - 10, seconds // 2, 1)}s"
+
+
 def load_test_cmd(svc: MeshService, interval: str) -> str:
-    """`hey` for `interval` against the canary: the `-canary` Service for a progressive
+    """`hey` for most of `interval` against the canary: the `-canary` Service for a progressive
     canary, the service itself (routed by Flagger's VirtualService) for A/B and mirroring."""
     canary = svc.canary
     assert canary is not None
@@ -101,7 +112,7 @@ def load_test_cmd(svc: MeshService, interval: str) -> str:
     apex, _, canary_name = names.generated_names(svc)
     target = canary_name if canary.kind == "progressive" else apex
     url = f"http://{target}.{svc.namespace}:{http_port(svc)}{test.path}"
-    args = ["hey", "-z", interval, "-q", str(test.qps), "-c", str(test.concurrency)]
+    args = ["hey", "-z", load_window(interval), "-q", str(test.qps), "-c", str(test.concurrency)]
     args += ["-m", test.method]
     for header in _match_headers(svc):
         args += ["-H", header]
@@ -176,14 +187,24 @@ def canary(
         for o in objectives_of(svc, objectives)
         for sli in canary_slis(o)
     ]
+    # The same load before the first analysis step (pre-rollout) and within every step
+    # (rollout); the load tester runs `cmd` in the background and answers at once.
+    load = {"type": "cmd", "cmd": load_test_cmd(svc, interval)}
     webhooks = [
+        {
+            "name": "load-test-warm-up",
+            "type": "pre-rollout",
+            "url": names.LOADTESTER_URL,
+            "timeout": "15s",
+            "metadata": dict(load),
+        },
         {
             "name": "load-test",
             "type": "rollout",
             "url": names.LOADTESTER_URL,
             "timeout": "15s",
-            "metadata": {"type": "cmd", "cmd": load_test_cmd(svc, interval)},
-        }
+            "metadata": dict(load),
+        },
     ]
     spec = {
         "provider": "istio",
