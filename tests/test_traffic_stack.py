@@ -7,6 +7,7 @@ workloads are still admitted by authorization and network policies; and the grap
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from components.traffic import flagger as flagger_values
 from components.traffic import names
 from components.traffic.config import TrafficConfig
 from components.traffic.resilience import RETRY_ON_TOKENS
-from tests.conftest import STACKS, stack_run
+from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.schema import validate_crd, validate_k8s
 from tests.test_authorization import Request, Workload, allowed
 from tests.test_metrics import unknown_paths
@@ -211,6 +212,29 @@ def test_flagger_owns_the_canaried_host():
             "type": "cmd",
             "cmd": "hey -z 50s -q 10 -c 2 -m GET http://checkout-canary.shop:8080/api/cart",
         }
+
+
+def test_a_canary_with_an_autoscaler_gives_its_primary_a_copy(tmp_path):
+    """Flagger copies the HPA named in autoscalerRef for the primary; without one the primary
+    is never autoscaled. The committed canary has none, so it carries no reference."""
+    assert "autoscalerRef" not in named(stack_run("production"), CANARY, "shop", "checkout")["spec"]
+    config = stack_config("production")
+    services = copy.deepcopy(config["service-mesh:services"])
+    (checkout,) = [s for s in services if s["name"] == "checkout"]
+    checkout["traffic"]["canary"]["autoscaler"] = "checkout"
+    run = run_config(tmp_path, "production", {**config, "service-mesh:services": services})
+    assert run.error is None, run.error
+    canary = named(run, CANARY, "shop", "checkout")
+    assert canary["spec"]["autoscalerRef"] == {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "name": "checkout",
+    }
+    validate_crd(canary)
+    checkout["traffic"]["canary"]["autoscaler"] = "Checkout HPA"
+    (tmp_path / "bad").mkdir()
+    bad = run_config(tmp_path / "bad", "production", {**config, "service-mesh:services": services})
+    assert bad.error is not None and "autoscaler" in str(bad.error) and bad.resources == []
 
 
 @pytest.mark.parametrize(("interval", "window"), [("1m", "50s"), ("30s", "20s"), ("10s", "5s")])

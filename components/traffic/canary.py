@@ -119,6 +119,15 @@ def load_test_cmd(svc: MeshService, interval: str) -> str:
     return shlex.join([*args, url])
 
 
+def _autoscaler_ref(hpa: str | None) -> dict[str, Any]:
+    """Flagger copies the named HPA for the primary and points it there
+    (pkg/canary/deployment_controller.go); none: no `autoscalerRef`."""
+    if hpa is None:
+        return {}
+    ref = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": hpa}
+    return {"autoscalerRef": ref}
+
+
 def _traffic_policy(resilience: Resilience) -> dict[str, Any]:
     policy = resilience.traffic_policy(http=True)
     pool = policy.get("connectionPool")
@@ -209,6 +218,7 @@ def canary(
     spec = {
         "provider": "istio",
         "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
+        **_autoscaler_ref(spec_canary.autoscaler),
         "progressDeadlineSeconds": analysis.progress_deadline_seconds,
         # Deleting the Canary gives the service its own Deployment back, routed as before.
         "revertOnDeletion": True,

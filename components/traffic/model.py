@@ -221,6 +221,16 @@ class Canary(ConfigModel):
     match: tuple[RouteMatch, ...] = ()
     analysis: CanaryAnalysis | None = None
     load_test: LoadTest = Field(default_factory=LoadTest)
+    # The HorizontalPodAutoscaler (autoscaling/v2) of the service's Deployment, if it has one.
+    # Flagger then gives the primary a copy of it; without it the primary runs the replica
+    # count it was created with, never autoscaled, while the HPA fights Flagger over the
+    # Deployment it scales to zero after every promotion.
+    autoscaler: str | None = None
+
+    @field_validator("autoscaler")
+    @classmethod
+    def _autoscaler(cls, v: str | None) -> str | None:
+        return None if v is None else dns_label(v)
 
 
 class ServiceTraffic(ConfigModel):
