@@ -476,6 +476,24 @@ def test_bad_canaries_are_refused(canary, key, words):
     assert words in problem(error, f"{CHECKOUT}.{key}").allowed
 
 
+def test_a_mirror_canary_of_a_service_that_takes_writes_is_refused():
+    """Flagger mirrors every request to the canary, which serves it for real: checkout's POSTs
+    (orders, payments) would all happen twice."""
+
+    def edit(data):
+        traffic(data, "checkout")["canary"] = {"kind": "mirror"}
+
+    p = problem(refusal("production", edit), f"{CHECKOUT}.canary.kind")
+    assert "checkout accepts POST: each would happen twice" in p.allowed
+
+    def reads_only(data):
+        traffic(data, "checkout")["canary"] = {"kind": "mirror"}
+        for caller in service(data, "checkout")["callers"]:
+            caller["methods"] = ["GET"]
+
+    accepted("production", reads_only)
+
+
 def test_a_grpc_only_canary_needs_its_own_load_test():
     def edit(data):
         traffic(data, "payments")["canary"] = {}

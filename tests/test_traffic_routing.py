@@ -125,8 +125,12 @@ def test_staging_requests_reach_the_declared_versions():
         (Request("/api/cart", headers={"x-variant": "beta"}), "beta", {"v2": 1.0}),
         (Request("/api/cart", headers={"cookie": "session=1; variant=beta"}), "beta", {"v2": 1.0}),
         (Request("/api/cart", headers={"cookie": "variant=beta"}), "beta", {"v2": 1.0}),
-        (Request("/api/cart", headers={"cookie": "variant=betamax"}), "default", {"v1": 1.0}),
-        (Request("/api/cart", headers={"x-variant": "alpha"}), "default", {"v1": 1.0}),
+        (
+            Request("/api/cart", headers={"cookie": "variant=betamax"}),
+            "default-mirrored",
+            {"v1": 1.0},
+        ),
+        (Request("/api/cart", headers={"x-variant": "alpha"}), "default-mirrored", {"v1": 1.0}),
         (Request("/api/checkout", "POST"), "default", {"v1": 1.0}),
     ]
     for request, name, shares in cases:
@@ -136,9 +140,36 @@ def test_staging_requests_reach_the_declared_versions():
     drill = select(http, cases[0][0])
     assert drill["fault"]["delay"] == {"fixedDelay": "2s", "percentage": {"value": 100}}
     assert "timeout" not in drill and "retries" not in drill  # Istio disables them there
-    default = select(http, Request("/"))
-    assert default["mirror"]["subset"] == "v2" and default["mirrorPercentage"] == {"value": 20}
-    assert default["timeout"] == "10s" and default["retries"]["attempts"] == 2
+    # The mirror copies reads only: a copied POST /api/checkout would be served by v2 for real
+    # (a second order, a second payment), only its response dropped.
+    for method in ("GET", "HEAD", "OPTIONS"):
+        default = select(http, Request("/", method))
+        assert default["mirror"]["subset"] == "v2" and default["mirrorPercentage"] == {"value": 20}
+        assert default["timeout"] == "10s" and default["retries"]["attempts"] == 2
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        rule = select(http, Request("/api/checkout", method))
+        assert rule["name"] == "default" and "mirror" not in rule, method
+        assert rule["timeout"] == "10s" and split(rule) == {"v1": 1.0}
+
+
+def test_a_mirror_never_copies_a_request_that_changes_something():
+    """Every rule of every plan that mirrors matches only GET, HEAD or OPTIONS, and the same
+    route follows unmirrored for the other methods."""
+    from components.traffic.routing import MIRRORED_METHODS, http_route
+
+    svc, _, cfg = staging_checkout()
+    route = next(r for r in svc.traffic.routes if r.mirror is not None)
+    for matches in (None, [{"uri": {"prefix": "/api"}}], [{"method": {"exact": "POST"}}]):
+        rules = http_route(svc, route, cfg.traffic.resilience, matches)
+        mirrored = [r for r in rules if "mirror" in r]
+        assert rules[-1].get("match") == matches and "mirror" not in rules[-1]
+        for rule in mirrored:
+            for block in rule["match"]:
+                method = block["method"]
+                assert method.get("exact") in MIRRORED_METHODS or method == {
+                    "regex": "|".join(MIRRORED_METHODS)
+                }
+    assert len(http_route(svc, route, cfg.traffic.resilience, [{"method": {"exact": "POST"}}])) == 1
 
 
 def test_model_shares_are_relative_and_stated_on_the_virtual_service():

@@ -176,7 +176,8 @@ def test_staging_shows_a_header_split_a_mirror_and_a_fault():
     by_name = {r["name"]: r for r in vs["spec"]["http"]}
     assert by_name["beta"]["match"][0] == {"headers": {"x-variant": {"exact": "beta"}}}
     assert by_name["beta"]["route"][0]["destination"]["subset"] == "v2"
-    assert by_name["default"]["mirror"]["subset"] == "v2"
+    assert by_name["default-mirrored"]["mirror"]["subset"] == "v2"  # reads only
+    assert "mirror" not in by_name["default"]
     assert by_name["delay-drill"]["fault"]["delay"]["fixedDelay"] == "2s"
     assert not any(
         "fault" in r
@@ -212,6 +213,25 @@ def test_flagger_owns_the_canaried_host():
             "type": "cmd",
             "cmd": "hey -z 50s -q 10 -c 2 -m GET http://checkout-canary.shop:8080/api/cart",
         }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_plan_mirrors_a_request_that_changes_something(stack):
+    """A mirrored copy is served for real: only GET, HEAD and OPTIONS may be copied."""
+    from components.traffic.routing import MIRRORED_METHODS
+
+    mirrored = 0
+    for vs in objects(stack_run(stack), VS):
+        for rule in vs["spec"].get("http", []):
+            if "mirror" not in rule:
+                continue
+            mirrored += 1
+            for block in rule["match"]:
+                method = block["method"]
+                assert method.get("exact") in MIRRORED_METHODS or method == {
+                    "regex": "|".join(MIRRORED_METHODS)
+                }, (vs["metadata"]["name"], rule["name"])
+    assert mirrored or stack != "staging", "staging mirrors checkout to v2"
 
 
 def test_a_canary_with_an_autoscaler_gives_its_primary_a_copy(tmp_path):
@@ -466,6 +486,9 @@ def test_every_canary_kind_is_schema_valid_and_shaped_as_flagger_reads_it(canary
 
     data, secrets = raw_config("production")
     traffic(data, "checkout")["canary"] = {**canary, "loadTest": {"path": "/api/cart"}}
+    if canary["kind"] == "mirror":  # refused for a service that takes writes: reads only here
+        for caller in next(s for s in data["services"] if s["name"] == "checkout")["callers"]:
+            caller["methods"] = ["GET"]
     if exposed:
         # checkout alone on www: frontend keeps shop.example.com
         next(s for s in data["services"] if s["name"] == "frontend")["ingress"]["hosts"] = [

@@ -44,6 +44,17 @@ def canary_problems(
             problems.append(
                 Problem(f"{key}.canary", "canary", "needs an http, http2 or grpc port to analyse")
             )
+        if canary.kind == "mirror" and (writes := _writes(svc)):
+            problems.append(
+                Problem(
+                    f"{key}.canary.kind",
+                    "mirror",
+                    f"copies every request to the canary, which serves it for real (only its "
+                    f"response is dropped), and {svc.name} accepts {', '.join(writes)}: each "
+                    "would happen twice. Use kind 'progressive' or 'ab' (without a canary, a "
+                    "route's mirror copies only GET, HEAD and OPTIONS)",
+                )
+            )
         if names.flagger_label(svc) is None:
             problems.append(
                 Problem(
@@ -157,3 +168,13 @@ def _canary_kind_problems(key: str, svc: MeshService) -> list[Problem]:
             )
         )
     return problems
+
+
+def _writes(svc: MeshService) -> list[str]:
+    """The methods the service accepts that change something (all but GET, HEAD, OPTIONS)."""
+    methods = {m for c in svc.callers for m in c.methods}
+    if svc.ingress is not None:
+        methods |= set(svc.ingress.methods)
+    if svc.canary is not None:
+        methods.add(svc.canary.load_test.method)
+    return sorted(methods - {"GET", "HEAD", "OPTIONS"})

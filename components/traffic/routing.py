@@ -71,6 +71,26 @@ def _routes(svc: MeshService) -> tuple[HttpRoute, ...] | None:
     return svc.traffic.routes if svc.traffic is not None and svc.traffic.routes else None
 
 
+# Methods a mirror may copy: the mirrored version serves the copy for real (its side effects
+# happen, only its response is dropped), so a copied POST would be a second order, payment or
+# write. A route with a mirror becomes two rules: these methods mirrored, then the rest not.
+MIRRORED_METHODS = ("GET", "HEAD", "OPTIONS")
+_MIRRORED = {"regex": "|".join(MIRRORED_METHODS)}
+
+
+def _mirrored_matches(matches: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """`matches` narrowed to the methods a mirror may copy (a block that names another method
+    is dropped)."""
+    out = []
+    for m in matches or [{}]:
+        method = m.get("method")
+        if method is None:
+            out.append({**m, "method": dict(_MIRRORED)})
+        elif method.get("exact") in MIRRORED_METHODS:
+            out.append(m)
+    return out
+
+
 def http_route(
     svc: MeshService,
     route: HttpRoute | None,
@@ -78,9 +98,28 @@ def http_route(
     matches: list[dict[str, Any]] | None,
     port: int | None = None,
     name: str | None = None,
+) -> list[dict[str, Any]]:
+    """The `http` rules to `svc` for `route` (None: the whole service), `matches` already in
+    Istio's form (None: no match, the catch-all): one rule, or for a route with a mirror the
+    mirrored safe methods first and then the same route unmirrored (the first match wins)."""
+    rule = _http_rule(svc, route, defaults, matches, port, name)
+    if route is None or route.mirror is None:
+        return [rule]
+    unmirrored = {k: v for k, v in rule.items() if k not in ("mirror", "mirrorPercentage")}
+    safe = _mirrored_matches(matches)
+    if not safe:
+        return [unmirrored]
+    return [{**rule, "name": f"{rule['name']}-mirrored", "match": safe}, unmirrored]
+
+
+def _http_rule(
+    svc: MeshService,
+    route: HttpRoute | None,
+    defaults: Resilience,
+    matches: list[dict[str, Any]] | None,
+    port: int | None,
+    name: str | None,
 ) -> dict[str, Any]:
-    """One `http` rule to `svc`: `route` (None: the whole service) with `matches` already in
-    Istio's form (None: no match, the catch-all)."""
     out: dict[str, Any] = {"name": name or (route.name if route and route.name else "default")}
     if matches:
         out["match"] = matches
@@ -127,9 +166,13 @@ def virtual_service(svc: MeshService, defaults: Resilience) -> dict[str, Any]:
     """The service's in-mesh VirtualService (gateways: mesh)."""
     routes = _routes(svc)
     http = (
-        [http_route(svc, r, defaults, [m.istio() for m in r.match]) for r in routes]
+        [
+            rule
+            for r in routes
+            for rule in http_route(svc, r, defaults, [m.istio() for m in r.match])
+        ]
         if routes
-        else [http_route(svc, None, defaults, None)]
+        else http_route(svc, None, defaults, None)
     )
     spec = {"hosts": [names.host(svc)], "http": http}
     return _with_shares(
@@ -199,14 +242,14 @@ def public_virtual_services(
             routes = _routes(svc)
             if not routes:
                 matches = [{"uri": uri} for uri in path_matches(path)]
-                http.append(http_route(svc, None, defaults, matches, port, base))
+                http += http_route(svc, None, defaults, matches, port, base)
                 continue
             all_routes += routes
             for j, r in enumerate(routes):
                 matches = _public_matches(path, r.match)
                 if r.match and not matches:
                     continue  # the route's own prefix lies outside this path
-                http.append(http_route(svc, r, defaults, matches, port, f"{base}-{r.name or j}"))
+                http += http_route(svc, r, defaults, matches, port, f"{base}-{r.name or j}")
         spec = {"hosts": [h], "gateways": [PUBLIC_GATEWAY], "exportTo": ["."], "http": http}
         obj = _istio_object(
             "VirtualService", f"public-{manifests.slug(h)}", mesh.INGRESS_NAMESPACE, spec
