@@ -200,6 +200,8 @@ def test_flagger_owns_the_canaried_host():
     spec = canary["spec"]
     assert spec["provider"] == "istio" and spec["targetRef"]["name"] == "checkout"
     assert spec["service"]["trafficPolicy"]["tls"] == {"mode": "ISTIO_MUTUAL"}
+    # Istio reads the protocol of Flagger's Services from appProtocol, whatever the port name.
+    assert spec["service"]["appProtocol"] == "http"
     assert spec["service"]["trafficPolicy"]["outlierDetection"]["consecutive5xxErrors"] == 5
     assert spec["service"]["trafficPolicy"]["outlierDetection"]["minHealthPercent"] == 50
     assert spec["analysis"]["stepWeight"] == 10 and spec["analysis"]["maxWeight"] == 50

@@ -158,11 +158,14 @@ def canary(
     interval = str(analysis.interval)
     resilience = checks.resolved(defaults, svc)
     port = http_port(svc)
-    port_name = next(p.name for p in svc.ports if p.port == port)
+    declared = next(p for p in svc.ports if p.port == port)
     service: dict[str, Any] = {
         "port": port,
         "targetPort": port,
-        "portName": port_name,
+        "portName": declared.name,
+        # On the Services Flagger generates (v1.44.0 kubernetes_default.go): Istio then knows
+        # the protocol whatever the port's name (`api` would otherwise be guessed at).
+        "appProtocol": declared.protocol,
         **resilience.route_policy(),
         "trafficPolicy": _traffic_policy(resilience),
     }
