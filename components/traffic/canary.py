@@ -200,23 +200,20 @@ def canary(
         for sli in canary_slis(o)
     ]
     # The same load before the first analysis step (pre-rollout) and within every step
-    # (rollout); the load tester runs `cmd` in the background and answers at once.
+    # (rollout); the load tester runs `cmd` in the background and answers at once. A failed
+    # call is a failed check, so a load tester that is briefly away (its own rollout) is
+    # retried: Flagger's client retries connection errors and 5xx (v1.44.0 webhook.go).
     load = {"type": "cmd", "cmd": load_test_cmd(svc, interval)}
     webhooks = [
         {
-            "name": "load-test-warm-up",
-            "type": "pre-rollout",
+            "name": name,
+            "type": kind,
             "url": names.LOADTESTER_URL,
             "timeout": "15s",
+            "retries": 2,
             "metadata": dict(load),
-        },
-        {
-            "name": "load-test",
-            "type": "rollout",
-            "url": names.LOADTESTER_URL,
-            "timeout": "15s",
-            "metadata": dict(load),
-        },
+        }
+        for name, kind in (("load-test-warm-up", "pre-rollout"), ("load-test", "rollout"))
     ]
     spec = {
         "provider": "istio",
