@@ -35,7 +35,6 @@ from components.traffic import checks, names
 from components.traffic.exposure import public_hosts
 from components.traffic.model import CanaryAnalysis
 from components.traffic.resilience import Resilience, duration_ms, overlay
-from components.traffic.routing import http_port
 
 FLAGGER_API = "flagger.app/v1beta1"
 # The workload under analysis, as Flagger fills in its template variables.
@@ -111,7 +110,7 @@ def load_test_cmd(svc: MeshService, interval: str) -> str:
         return test.cmd
     apex, _, canary_name = names.generated_names(svc)
     target = canary_name if canary.kind == "progressive" else apex
-    url = f"http://{target}.{svc.namespace}:{http_port(svc)}{test.path}"
+    url = f"http://{target}.{svc.namespace}:{svc.http_port}{test.path}"
     args = ["hey", "-z", load_window(interval), "-q", str(test.qps), "-c", str(test.concurrency)]
     args += ["-m", test.method]
     for header in _match_headers(svc):
@@ -157,7 +156,7 @@ def canary(
     analysis = resolved_analysis(svc, analysis_defaults)
     interval = str(analysis.interval)
     resilience = checks.resolved(defaults, svc)
-    port = http_port(svc)
+    port = svc.http_port
     declared = next(p for p in svc.ports if p.port == port)
     service: dict[str, Any] = {
         "port": port,

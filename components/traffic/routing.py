@@ -38,10 +38,6 @@ COMPONENT = "traffic"
 SHARES_ANNOTATION = "service-mesh/traffic-shares"
 
 
-def http_port(svc: MeshService) -> int:
-    return svc.http_port
-
-
 def _istio_object(kind: str, name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
     return manifests.namespaced(kind, NETWORKING_API, name, namespace, spec, COMPONENT)
 
@@ -237,7 +233,7 @@ def public_virtual_services(
         http: list[dict[str, Any]] = []
         all_routes: list[HttpRoute] = []
         for path, svc in ordered:
-            port = http_port(svc)
+            port = svc.http_port
             base = f"{svc.name}-{manifests.slug(path.strip('/')) or 'root'}"
             routes = _routes(svc)
             if not routes:
