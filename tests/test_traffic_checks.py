@@ -4,6 +4,7 @@ before anything is registered, with the key path, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -507,6 +508,80 @@ def test_a_grpc_only_canary_needs_its_own_load_test():
         }
 
     accepted("production", with_cmd)
+
+
+@pytest.mark.parametrize(
+    ("load_test", "analysis", "refused", "words"),
+    [
+        # 1 x 1 x 50 s = 50 requests: one 5xx against 99.9% is a burn rate of 20.
+        ({"qps": 1, "concurrency": 1}, {}, True, "a burn rate of 20 against"),
+        # 9 x 2 x 50 s = 900: one failure is 1.11 times the budget; 10 per worker is enough.
+        ({"qps": 9}, {}, True, "Use qps 10 or more"),
+        # Exactly the budget (1000 requests, 99.9%) is within maxBurnRate 1: accepted.
+        ({"qps": 10}, {}, False, ""),
+        # The same test is enough for a laxer threshold, and for a longer interval.
+        ({"qps": 5}, {"maxBurnRate": 2}, False, ""),
+        ({"qps": 5}, {"interval": "2m"}, False, ""),
+        ({"qps": 5}, {"maxBurnRate": 1.5}, True, "above maxBurnRate 1.5"),
+        # A command of the user's own sends what it sends: not counted.
+        (
+            {"qps": 1, "concurrency": 1, "cmd": "hey -z 50s http://checkout-canary.shop:8080/"},
+            {},
+            False,
+            "",
+        ),
+    ],
+)
+def test_a_load_test_too_small_for_one_failure_is_refused(load_test, analysis, refused, words):
+    """With fewer requests per interval than 1 / (error budget x maxBurnRate), a single failed
+    request fails a check on its own; the message says the rate that is enough."""
+
+    def edit(data):
+        canary = traffic(data, "checkout")["canary"]
+        canary["loadTest"].update(load_test)
+        canary["analysis"] = analysis
+
+    key = f"{CHECKOUT}.canary.loadTest.qps"
+    if refused:
+        p = problem(refusal("production", edit), key)
+        assert p.value == load_test["qps"]
+        assert words in p.allowed and "a single error would fail a check" in p.allowed
+    else:
+        accepted("production", edit)
+
+
+def test_a_load_test_is_accepted_exactly_when_one_failure_stays_within_the_burn_rate():
+    """Over a grid of load tests and analyses of production's checkout (99.9% available, 99%
+    fast): accepted if and only if one failed request among those `hey` sends in a run
+    (qps per worker x workers x run seconds, the run 10 s shorter than the interval) is a burn
+    rate at most maxBurnRate for the stricter SLI."""
+    from fractions import Fraction
+
+    run_seconds = {"30s": 20, "1m": 50, "2m": 110}
+    strictest_budget = Fraction(1, 1000)
+    seen = set()
+    for qps, workers, interval, burn in itertools.product(
+        (1, 4, 5, 10, 20), (1, 2, 3), run_seconds, ("1", "1.5", "2")
+    ):
+        sent = qps * workers * run_seconds[interval]
+
+        def edit(data, qps=qps, workers=workers, interval=interval, burn=burn):
+            canary = traffic(data, "checkout")["canary"]
+            canary["loadTest"].update(qps=qps, concurrency=workers)
+            canary["analysis"] = {"interval": interval, "maxBurnRate": float(burn)}
+
+        data, secrets = raw_config("production")
+        edit(data)
+        try:
+            config.parse(data, secrets)
+            verdict = True
+        except ConfigError as error:
+            assert [p.key for p in error.problems] == [f"{CHECKOUT}.canary.loadTest.qps"]
+            verdict = False
+        tolerated = Fraction(1, sent) / strictest_budget <= Fraction(burn)
+        assert verdict == tolerated, (qps, workers, interval, burn, sent)
+        seen.add(verdict)
+    assert seen == {True, False}
 
 
 def test_a_canaried_exposed_service_takes_its_whole_host():

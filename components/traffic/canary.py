@@ -33,7 +33,7 @@ from components.slo.config import SloObjective
 from components.slo.rules import Sli, budget, num, slis
 from components.traffic import checks, names
 from components.traffic.exposure import public_hosts
-from components.traffic.model import CanaryAnalysis
+from components.traffic.model import CanaryAnalysis, LoadTest
 from components.traffic.resilience import Resilience, duration_ms, overlay
 
 FLAGGER_API = "flagger.app/v1beta1"
@@ -93,11 +93,20 @@ def _match_headers(svc: MeshService) -> list[str]:
     return out
 
 
-def load_window(interval: str) -> str:
+def load_seconds(interval: str) -> int:
     """How long one load-test run lasts: 10 s less than the interval (half of a short one), so
     it has ended when the next interval starts it again."""
     seconds = duration_ms(interval) // 1000
-    return f"{max(seconds - 10, seconds // 2, 1)}s"
+    return max(seconds - 10, seconds // 2, 1)
+
+
+def load_window(interval: str) -> str:
+    return f"{load_seconds(interval)}s"
+
+
+def load_requests(test: LoadTest, interval: str) -> int:
+    """Requests one default load-test run sends: `hey -q` limits each of its `-c` workers."""
+    return test.qps * test.concurrency * load_seconds(interval)
 
 
 def load_test_cmd(svc: MeshService, interval: str) -> str:

@@ -1,19 +1,23 @@
 """Static checks of every canary (`services[i].traffic.canary`), before anything is registered:
 a canary excludes static routes for its host (Flagger owns them), needs an SLO to be judged by,
 a label Flagger can select the primary on, names Flagger's generated ones do not collide with,
-an A/B match Flagger and the load tester can both use, and a load test it can run. Pure: no
-Pulumi.
+an A/B match Flagger and the load tester can both use, and a load test it can run, sending
+enough requests that one failed request does not fail a check. Pure: no Pulumi.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from decimal import Decimal
 
 from components.base.model import MISSING, Problem
 from components.graph.checks import ServiceGraph
 from components.graph.model import MeshService
 from components.slo.config import SloObjective
+from components.slo.rules import budget, num
 from components.traffic import names
+from components.traffic.canary import canary_slis, load_requests, load_seconds, objectives_of
 from components.traffic.model import CanaryAnalysis
 from components.traffic.resilience import overlay
 
@@ -95,6 +99,7 @@ def canary_problems(
         problems += _canary_kind_problems(f"{key}.canary", svc)
         analysis = overlay(defaults, canary.analysis)
         assert analysis is not None
+        problems += _load_test_problems(f"{key}.canary.loadTest", svc, analysis, objectives)
         if (
             analysis.step_weight is not None
             and analysis.max_weight is not None
@@ -167,6 +172,44 @@ def _canary_kind_problems(key: str, svc: MeshService) -> list[Problem]:
                 "e.g. a `ghz` command",
             )
         )
+    return problems
+
+
+def _load_test_problems(
+    key: str, svc: MeshService, analysis: CanaryAnalysis, objectives: Sequence[SloObjective]
+) -> list[Problem]:
+    """The default load test must send enough requests per interval that one failed request
+    stays within `maxBurnRate`: below that, a single error fails a check (a tiny test, e.g.
+    qps 1, concurrency 1, against 99.9% burns 20 times the budget on one 5xx). Real traffic on a
+    progressive canary only adds requests, so the load test alone is the floor."""
+    canary = svc.canary
+    assert canary is not None and analysis.interval is not None
+    test = canary.load_test
+    if test.cmd is not None or analysis.max_burn_rate is None:
+        return []
+    sent = load_requests(test, analysis.interval)
+    max_burn = Decimal(str(analysis.max_burn_rate))
+    seconds = load_seconds(analysis.interval)
+    problems: list[Problem] = []
+    for objective in objectives_of(svc, objectives):
+        for sli in canary_slis(objective):
+            allowed = budget(sli.target)
+            if sent * allowed * max_burn >= 1:
+                continue
+            needed = math.ceil(1 / (allowed * max_burn * test.concurrency * seconds))
+            problems.append(
+                Problem(
+                    f"{key}.qps",
+                    test.qps,
+                    f"sends {sent} requests per {analysis.interval} interval (qps {test.qps} per "
+                    f"worker x concurrency {test.concurrency} x {seconds} s), so one failed "
+                    f"request is a burn rate of {num(1 / (sent * allowed))} against "
+                    f"{objective.name}'s {sli.kind} {num(sli.target)}%, above maxBurnRate "
+                    f"{num(max_burn)}: a single error would fail a check. Use qps {needed} or "
+                    "more (or raise concurrency, or the interval)",
+                )
+            )
+            break
     return problems
 
 
