@@ -48,6 +48,26 @@ def test_workload_pool_autoscales_within_configured_bounds(stack, low, high):
     assert run.one(CLUSTER).urn in run.one(POOL).dependencies
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_autoscaled_pool_leaves_its_size_to_the_autoscaler(stack):
+    """terraform-provider-digitalocean sends a stated node_count with every update of a pool,
+    and `ignore_changes` only keeps the old one being sent: any change of labels or maxNodes
+    would reset an autoscaled pool to it. So no autoscaled pool, the cluster's default one
+    included, states a count or ignores one; a fixed pool states its count."""
+    run = stack_run(stack)
+    pools = [(r, r.inputs) for r in run.resources if r.type == POOL]
+    pools += [(r, r.inputs["nodePool"]) for r in run.resources if r.type == CLUSTER]
+    autoscaled = 0
+    for resource, pool in pools:
+        if pool.get("autoScale"):
+            autoscaled += 1
+            assert "nodeCount" not in pool, resource.urn
+            assert not any("nodeCount" in path for path in resource.ignore_changes)
+        else:
+            assert pool["nodeCount"] >= 1, resource.urn
+    assert autoscaled == 1
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
 def test_workload_pool_carries_the_stable_droplet_tag(stack):
     run = stack_run(stack)

@@ -94,7 +94,7 @@ class DoksCluster(pulumi.ComponentResource):
             f"{name}-workload",
             cluster_id=self.cluster.id,
             **pool_args,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeCount"]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         # Membership has one owner per resource: `ProjectResources` (here the cluster's; the

@@ -61,8 +61,10 @@ def workload_node_pool_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
         "auto_scale": True,
         "min_nodes": cfg.workload_pool.min_nodes,
         "max_nodes": cfg.workload_pool.max_nodes,
-        # node_count is the initial size; the autoscaler owns it afterwards (ignore_changes).
-        "node_count": cfg.workload_pool.min_nodes,
+        # No node_count: the autoscaler owns the size. The provider sends a stated count with
+        # every update of the pool (terraform-provider-digitalocean v2.99.1,
+        # resource_kubernetes_node_pool.go), even one `ignore_changes` keeps, so a change of
+        # labels or maxNodes would reset the pool to it. Created at minNodes.
         "labels": dict(WORKLOAD_POOL_LABEL),
         "tags": [workload_tag(name)],
     }
