@@ -128,6 +128,24 @@ def test_a_region_change_flags_the_replaced_protected_resources_first(pairs):
     assert "mesh-production-vpc" in text[: text.index("### production")]
 
 
+def test_a_replaced_vpc_overlapping_the_one_it_replaces_is_refused(pairs):
+    """A region change keeps `vpcCidr`: the new VPC is created while the old one exists, in
+    the same account, with the same range, which DigitalOcean refuses. An unused range is
+    only a replacement (still a blocker in production: the VPC is protected)."""
+    base, region = load_plan(pairs["base"]), load_plan(pairs["region"])
+    (vpc,) = [d for d in review.diff_plans(base, region) if d.type == VPC]
+    assert vpc.action == "replace" and vpc.refused
+    assert "overlaps the replaced" in vpc.refused[0] and "vpc.yml" in vpc.refused[0]
+
+    moved = copy.deepcopy(region)
+    urn = next(u for u, r in moved.resources.items() if r["type"] == VPC)
+    old_range = base.resources[urn]["inputs"]["ipRange"]
+    for fresh, refused in (("10.250.0.0/20", False), (old_range, True), ("10.0.0.0/8", True)):
+        moved.resources[urn]["inputs"]["ipRange"] = fresh
+        (vpc,) = [d for d in review.diff_plans(base, moved) if d.type == VPC]
+        assert bool(vpc.refused) is refused, (fresh, old_range)
+
+
 def test_a_new_service_brings_its_objects_and_a_new_edge(pairs):
     r = _review(pairs["base"], pairs["service"])
     stack = _json(r)
@@ -321,14 +339,88 @@ def test_the_table_names_the_upstream_files_and_commits():
     assert not review_replace.covers("metadata.name", "metadata.labels.app")
 
 
+def _cluster_plans(base: Plan, old_ignores: bool, new_ignores: bool, **inputs):
+    """The base plan and a copy with the cluster's inputs changed, `version` ignored
+    (unpinned: DOKS upgrades it) or not (pinned) in each, as tools.engine records it."""
+    (urn,) = [u for u, r in base.resources.items() if r["type"] == CLUSTER]
+    old, head = copy.deepcopy(base), copy.deepcopy(base)
+    for plan, ignores in ((old, old_ignores), (head, new_ignores)):
+        record = plan.resources[urn]
+        record.pop("ignoreChanges", None)
+        if ignores:
+            record["ignoreChanges"] = ["version"]
+    head.resources[urn]["inputs"].update(inputs)
+    return old, head, urn
+
+
+def _cluster_pair(base: Plan, old_ignores: bool, new_ignores: bool, **inputs) -> list:
+    old, head, urn = _cluster_plans(base, old_ignores, new_ignores, **inputs)
+    return [d for d in review.diff_plans(old, head) if d.urn == urn]
+
+
+def test_the_plan_records_what_the_program_ignores(pairs):
+    """Unpinned, production leaves the cluster's version to DOKS (`ignore_changes`), and the
+    plan says so: the review reads it from there."""
+    cluster = next(r for r in load_plan(pairs["base"]).resources.values() if r["type"] == CLUSTER)
+    assert cluster["ignoreChanges"] == ["version"]
+    assert all(
+        "ignoreChanges" not in r or r["ignoreChanges"]
+        for r in load_plan(pairs["base"]).resources.values()
+    ), "written only when set"
+
+
 def test_a_version_goes_up_in_place_and_down_by_replacement(pairs):
     base = load_plan(pairs["base"])
-    (urn,) = [u for u, r in base.resources.items() if r["type"] == CLUSTER]
     for version, action in (("1.99.0-do.0", "update"), ("1.1.0-do.0", "replace")):
-        head = copy.deepcopy(base)
-        head.resources[urn]["inputs"]["version"] = version
-        (diff,) = [d for d in review.diff_plans(base, head) if d.urn == urn]
+        (diff,) = _cluster_pair(base, False, False, version=version)
         assert diff.action == action
+
+
+def test_an_ignored_change_is_not_a_change(pairs):
+    """Both plans leave the version to DOKS: `pulumi up` keeps the state's, whatever the
+    program computes, so the review shows nothing (it showed an update or a replacement)."""
+    base = load_plan(pairs["base"])
+    for version in ("1.99.0-do.0", "1.1.0-do.0"):
+        assert _cluster_pair(base, True, True, version=version) == []
+    (diff,) = _cluster_pair(base, True, True, version="1.1.0-do.0", surgeUpgrade=False)
+    assert diff.action == "update" and [c.path for c in diff.changes] == ["surgeUpgrade"]
+
+
+def test_pinning_a_version_the_cloud_managed_may_replace_the_cluster(pairs):
+    """Unpinned, DOKS patched the live cluster in its window; offline the base's version is
+    only the fake cloud's. A pin may be below the live version, which replaces the cluster:
+    the review says it may, whichever way the offline versions compare."""
+    base = load_plan(pairs["base"])
+    for version, words in (
+        ("1.99.0-do.0", "live one is unknown offline"),
+        ("1.1.0-do.0", "version goes down"),
+    ):
+        (diff,) = _cluster_pair(base, True, False, version=version)
+        assert diff.action == "replace"
+        assert diff.blocker, "production's cluster is protected"
+        assert any(words in r for r in diff.reasons), diff.reasons
+
+
+def test_turning_off_an_ha_control_plane_is_a_refused_change(pairs):
+    """DigitalOcean refuses `ha: true -> false` and the provider sends it as an update: the
+    review makes it a blocker, with the API's words and source; false -> true is an update."""
+    base = load_plan(pairs["base"])
+    old, head, urn = _cluster_plans(base, False, False, ha=False)
+    r = review.review_plans(old, head, None, run_policy=False)
+    (off,) = [d for d in r.diffs if d.urn == urn]
+    assert off.action == "update" and off.blocker
+    assert off.refused and "cannot be disabled" in off.refused[0]
+    assert "digitalocean/openapi" in off.refused[0]
+    text = review.render_markdown([r])
+    blockers = text[text.index("Blockers") : text.index("### production")]
+    assert "refused change of" in blockers and "ha True -> False" in blockers
+    assert r.failed and _json(r)["resources"][0]["refused"] == off.refused
+
+    base_off = copy.deepcopy(base)
+    urn = next(u for u, x in base_off.resources.items() if x["type"] == CLUSTER)
+    base_off.resources[urn]["inputs"]["ha"] = False
+    (on,) = _cluster_pair(base_off, False, False, ha=True)
+    assert on.action == "update" and not on.blocker and not on.refused
 
 
 # --- command line ----------------------------------------------------------------------------

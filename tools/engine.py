@@ -90,6 +90,9 @@ class Resource:
             "dependencies": self.dependencies,
             "protect": self.protect,
             "inputs": self.inputs,
+            # Only when set, so that most records stay as they were: `pulumi up` keeps the
+            # state's value at these paths, and the review must not report them as changes.
+            **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
         }
 
 

@@ -272,6 +272,9 @@ def _capped(lines: list[str], limit: int = SUMMARY_LIST_MAX) -> list[str]:
 
 
 def _blocker_line(r: StackReview, d: ResourceDiff) -> str:
+    if d.refused:
+        why = _short(d.refused[0], 400)
+        return f"- **{r.stack}** refused change of `{d.type}` **{d.name}**: {why}"
     why = d.reasons[0] if d.reasons else "removed from the program"
     unprotect = " (the new plan unprotects it: unprotect in its own change first)"
     return (
@@ -432,7 +435,11 @@ def render_markdown(reviews: list[StackReview], budget: int = BUDGET) -> str:
     ]
     blockers = [_blocker_line(r, d) for r in reviews for d in r.blockers]
     if blockers:
-        head += ["### ⛔ Blockers: protected resources replaced or deleted", *_capped(blockers), ""]
+        head += [
+            "### ⛔ Blockers: protected resources replaced or deleted, changes the API refuses",
+            *_capped(blockers),
+            "",
+        ]
     summaries = {r.stack: "\n".join(_summary(r)) + "\n" for r in reviews}
     used = len("\n".join(head)) + sum(len(s) for s in summaries.values())
     extras: dict[str, list[str]] = {r.stack: [] for r in reviews}
@@ -575,6 +582,7 @@ def render_json(reviews: list[StackReview]) -> dict[str, Any]:
                         "protected": d.protect_old,
                         "protectedAfter": d.protect_new,
                         "blocker": d.blocker,
+                        "refused": d.refused,
                         "knownType": d.known_type,
                         "reasons": d.reasons,
                         "changes": [_change_json(c) for c in d.changes],

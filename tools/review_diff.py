@@ -1,6 +1,7 @@
 """The diff of two offline plans (`tools.plan` folders): what `pulumi up` would create, update,
 replace or delete, per resource and per property, with protected resources that would be
-replaced or deleted marked as blockers.
+replaced or deleted, and changes the cloud's API refuses, marked as blockers. Where the program
+sets `ignore_changes`, `pulumi up` keeps the state's value, so those paths are no change.
 
 Why offline: a cloud preview needs credentials (so never runs for a fork) and the PR comment of
 pulumi/actions is cut at 64,000 characters; the plan folders are deterministic, so the same
@@ -18,6 +19,7 @@ only ever holds placeholders or values derived from them, never a real secret. P
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -223,11 +225,14 @@ class ResourceDiff:
     changes: list[Change] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     known_type: bool = True
+    # Changes the cloud's API refuses though the provider sends them (review_replace.Refusal).
+    refused: list[str] = field(default_factory=list)
 
     @property
     def blocker(self) -> bool:
-        """Protected in the state (the base plan) and replaced or deleted: `pulumi up` stops."""
-        return self.protect_old and self.action in ("replace", "delete")
+        """`pulumi up` stops here: protected in the state (the base plan) and replaced or
+        deleted, or a change the API refuses."""
+        return bool(self.refused) or (self.protect_old and self.action in ("replace", "delete"))
 
 
 def _version(text: Any) -> tuple[int, ...]:
@@ -254,6 +259,13 @@ def _forces(
     if rule.condition == "version-decrease":
         if _version(change.new) < _version(change.old):
             return f"version goes down ({change.old} -> {change.new}): {rule.source}"
+        if change.path in _ignored(old) and change.path not in _ignored(new):
+            return (
+                f"may replace: the base left {change.path} to the cloud (ignore_changes: DOKS "
+                f"upgrades it), so the live one is unknown offline; a live version above "
+                f"{change.new} goes down, which replaces ({rule.source}). Compare with "
+                "`doctl kubernetes cluster get <name> --format Version` first"
+            )
         return None
     if rule.condition == "cluster-identifier":
         o, n = old["inputs"].get("clusterIdentifier"), new["inputs"].get("clusterIdentifier")
@@ -275,6 +287,22 @@ def _forces(
             why = "it is immutable" if immutable else f"the provider does not set {flag}"
             return f"{change.path} changes and {why} ({rule.source})"
     return None
+
+
+def _ignored(record: dict[str, Any]) -> list[str]:
+    return list(record.get("ignoreChanges") or ())
+
+
+def _refusals(rule: review_replace.TypeRule | None, change: Change) -> list[str]:
+    if rule is None:
+        return []
+    return [
+        f"{change.path} {change.old} -> {change.new}: {r.why}"
+        for r in rule.refused
+        if review_replace.covers(r.path, change.path)
+        and change.old == r.old
+        and change.new == r.new
+    ]
 
 
 def _tokens(record: dict[str, Any]) -> set[str]:
@@ -324,7 +352,13 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
             d.action = "create" if o is None else "delete"
             diffs[urn] = d
             continue
-        changes = property_changes(o["inputs"], n["inputs"])
+        # `pulumi up` keeps the state's value where the program ignores changes.
+        kept = _ignored(n)
+        changes = [
+            c
+            for c in property_changes(o["inputs"], n["inputs"])
+            if not any(review_replace.covers(p, c.path) for p in kept)
+        ]
         if bool(o.get("protect")) != bool(n.get("protect")):  # a resource option, in the state
             changes.append(
                 Change(PROTECT, "changed", bool(o.get("protect")), bool(n.get("protect")))
@@ -340,12 +374,29 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
                 c.reason += "; it replaces the resource if it changed"
             elif why:
                 c.replaces, c.reason = True, why
+            if refusals := _refusals(rule, c):
+                d.refused += refusals
+                c.reason = c.reason or refusals[0]
         d.changes = changes
         d.reasons = [c.reason for c in changes if c.replaces]
         d.action = "replace" if d.reasons else "update"
         diffs[urn] = d
     _propagate(diffs, old, new)
+    for d in diffs.values():
+        if d.action == "replace" and d.type in review_replace.NO_OVERLAP_ON_REPLACE:
+            d.refused += _overlap(d, old.resources[d.urn], new.resources[d.urn])
     return [diffs[u] for u in sorted(diffs)]
+
+
+def _overlap(d: ResourceDiff, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The replacement overlaps the resource it replaces, which still exists when it is made."""
+    prop, why = review_replace.NO_OVERLAP_ON_REPLACE[d.type]
+    a, b = old["inputs"].get(prop), new["inputs"].get(prop)
+    try:
+        overlaps = ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
+    except (TypeError, ValueError):  # not a range offline (unknown, secret): cannot tell
+        return []
+    return [f"{prop} {b} overlaps the replaced {a}: {why}"] if overlaps else []
 
 
 def _propagate(diffs: dict[str, ResourceDiff], old: Plan, new: Plan) -> None:

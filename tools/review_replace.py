@@ -14,7 +14,11 @@ Sources, read with the project's repository tools (not from memory):
   pulumi-digitalocean snapshot (v4.76.0) pins upstream v2.96.0 (5ef5c0805c6c); 4.84.1, the
   version in requirements.txt, bridges a later tag that has the `isolated_workers`,
   `worker_subnet_uuid`, `subnet_uuid` and `gpu_partition_mode` arguments it exposes, all of
-  which are ForceNew at v2.99.1.
+  which are ForceNew at v2.99.1. It also exposes arguments newer than v2.99.1
+  (`nfs_csi_plugin`, a firewall rule's `action`), so it bridges a later tag than the one this
+  table was read at; that tag is not stored here, so the table is not verified against it.
+- Refused changes (`Refusal`, `NO_OVERLAP_ON_REPLACE`): the DigitalOcean API specification,
+  digitalocean/openapi at 7c1300c4.
 - Kubernetes: pulumi-kubernetes provider/pkg/provider/diff.go (`forceNew`,
   `metadataForceNewProperties`), provider.go (DiffConfig: `clusterIdentifier`,
   enableSecretMutable / enableConfigMapMutable default false) and helm_release.go
@@ -38,6 +42,17 @@ PULUMI_K8S = "pulumi-kubernetes@94977969 (v4.32.0)"
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A change the provider passes as an update but the cloud's API refuses: `pulumi up`
+    fails part-way at this resource, after the changes before it are applied."""
+
+    path: str
+    old: object
+    new: object
+    why: str
+
+
+@dataclass(frozen=True)
 class TypeRule:
     """The replace-forcing properties of one resource type and where they were read.
 
@@ -51,6 +66,7 @@ class TypeRule:
     condition: str = ""
     conditional_paths: tuple[str, ...] = ()
     note: str = ""
+    refused: tuple[Refusal, ...] = ()
 
 
 def _do(
@@ -59,10 +75,25 @@ def _do(
     condition: str = "",
     conditional_paths: tuple[str, ...] = (),
     note: str = "",
+    refused: tuple[Refusal, ...] = (),
 ) -> TypeRule:
     found = "ForceNew" if paths or conditional_paths else "(no ForceNew field)"
     source = f"{TF_DO} digitalocean/{file} {found}"
-    return TypeRule(tuple(paths), source, condition, conditional_paths, note)
+    return TypeRule(tuple(paths), source, condition, conditional_paths, note, refused)
+
+
+DO_API = "digitalocean/openapi@7c1300c4"
+# The API refuses to turn an HA control plane off; the provider has no ForceNew or
+# CustomizeDiff on `ha` and sends it as an update (resource_kubernetes_cluster.go).
+HA_OFF = Refusal(
+    "ha",
+    True,
+    False,
+    "DigitalOcean cannot turn off a highly available control plane ("
+    f"{DO_API} specification/resources/kubernetes/models/cluster_update.yml: `ha` 'cannot be "
+    "disabled'); the provider sends it as an update, which the API refuses. Keep `ha: true`, "
+    "or build a new cluster (docs/recovery.md)",
+)
 
 
 _PASSWORD = (
@@ -82,6 +113,18 @@ _PASSWORD = (
 _SUBJECT_AND_NAMES = ("subject", "dnsNames", "ipAddresses", "uris")
 _CERT_USES = ("validityPeriodHours", "allowedUses", "isCaCertificate", "maxPathLength")
 
+# Replacements the API refuses: Pulumi creates the replacement before it deletes the old
+# resource, and the new one may not overlap the old one's range (type -> property, why).
+NO_OVERLAP_ON_REPLACE: dict[str, tuple[str, str]] = {
+    "digitalocean:index/vpc:Vpc": (
+        "ipRange",
+        "Pulumi creates the new VPC before it deletes the old one (the cluster still uses it), "
+        f"and DigitalOcean refuses a range overlapping another VPC of the account ({DO_API} "
+        "specification/resources/vpcs/models/vpc.yml: 'Network ranges cannot overlap'). "
+        "Give the new VPC an unused range (cluster.vpcCidr)",
+    ),
+}
+
 EXACT: dict[str, TypeRule] = {
     # --- DigitalOcean ---------------------------------------------------------------------
     "digitalocean:index/vpc:Vpc": _do("vpc/resource_vpc.go", "region", "ipRange"),
@@ -98,6 +141,7 @@ EXACT: dict[str, TypeRule] = {
         condition="version-decrease",
         conditional_paths=("version",),
         note="version: ForceNewIfChange when the new version is lower (CustomizeDiff)",
+        refused=(HA_OFF,),
     ),
     "digitalocean:index/kubernetesNodePool:KubernetesNodePool": _do(
         "kubernetes/kubernetes.go nodePoolSchema(true)", "clusterId", "size", "gpuPartitionMode"
@@ -319,6 +363,7 @@ def sources_table() -> list[tuple[str, str, str]]:
     rows = []
     for type_, r in sorted(EXACT.items()):
         props = ", ".join((*r.paths, *r.conditional_paths)) or "none"
-        rows.append((type_, props, r.source + (f"; {r.note}" if r.note else "")))
+        refused = "".join(f"; refused: {x.path} {x.old} -> {x.new}" for x in r.refused)
+        rows.append((type_, props, r.source + (f"; {r.note}" if r.note else "") + refused))
     rows.append(("kubernetes:* (every object)", ", ".join(_METADATA), _K8S_SOURCE))
     return rows
