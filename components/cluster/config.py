@@ -113,7 +113,8 @@ class ClusterRules:
 
 class PublicControlPlane(ConfigModel):
     """The acknowledgement that this stack's Kubernetes API is open to the internet: a reason
-    a reviewer can read in the stack file (where the tier requires an allow-list)."""
+    a reviewer can read in the stack file (where the tier requires an allow-list). Stated, the
+    control-plane firewall is turned off, also one an earlier allow-list enabled."""
 
     reason: str
 

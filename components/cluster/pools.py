@@ -92,4 +92,9 @@ def cluster_args(name: str, cfg: ClusterConfig) -> dict[str, Any]:
             "enabled": True,
             "allowed_addresses": list(cfg.control_plane_allow_list),
         }
+    elif cfg.public_control_plane is not None:
+        # Stated as public: turned off explicitly. Left out, the provider would keep the
+        # firewall it last read (the block is optional and computed), so emptying the list
+        # alone never reopened the API. Otherwise left out: the API's default (no firewall).
+        args["control_plane_firewall"] = {"enabled": False, "allowed_addresses": []}
     return args
