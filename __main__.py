@@ -65,6 +65,7 @@ ingress = IngressEdge(
     IngressEdgeArgs(
         stack_name=cfg.name,
         region=cfg.cluster.region,
+        vpc_name=cluster.vpc_name,
         ingress=cfg.ingress,
         dns_api_token=secret_output(cfg.dns_api_token),
         vpc_id=cluster.vpc.id,

@@ -14,6 +14,7 @@ from tools import engine
 CLUSTER = "digitalocean:index/kubernetesCluster:KubernetesCluster"
 POOL = "digitalocean:index/kubernetesNodePool:KubernetesNodePool"
 VPC = "digitalocean:index/vpc:Vpc"
+LB = "digitalocean:index/loadBalancer:LoadBalancer"
 PROVIDER = "pulumi:providers:kubernetes"
 GET_CLUSTER = "digitalocean:index/getKubernetesCluster:getKubernetesCluster"
 COMPONENT = "service-mesh:cluster:DoksCluster"
@@ -116,13 +117,15 @@ def test_cluster_lives_in_its_vpc_with_the_configured_range():
     assert vpc.urn in run.one(CLUSTER).dependencies
 
 
-def test_a_replaced_vpc_never_needs_the_name_of_the_one_it_replaces(tmp_path):
-    """DigitalOcean refuses two VPCs of one name and the replacement comes first: every value
-    of a replace-forcing input (region, range) gets its own name; the same config, the same
-    name, and no two stacks share one."""
-    names = {s: stack_run(s).one(VPC).inputs["name"] for s in STACKS}
+@pytest.mark.parametrize("type_", [VPC, LB])
+def test_a_replacement_never_needs_the_name_of_the_one_it_replaces(tmp_path, type_):
+    """DigitalOcean refuses two VPCs (or load balancers) of one name, and a replacement comes
+    first: every value of a replace-forcing input of the VPC (region, range), which replaces
+    the load balancer too, gets its own name; the same config, the same name, and no two
+    stacks share one."""
+    names = {s: stack_run(s).one(type_).inputs["name"] for s in STACKS}
     assert len(set(names.values())) == len(STACKS)
-    assert names["production"] == stack_run("production").one(VPC).inputs["name"]
+    assert names["production"] == stack_run("production").one(type_).inputs["name"]
     base = stack_config("dev")
     for change in ({"region": "ams3"}, {"vpcCidr": "10.99.0.0/20"}):
         config = {**base, "service-mesh:cluster": {**base["service-mesh:cluster"], **change}}
@@ -130,7 +133,7 @@ def test_a_replaced_vpc_never_needs_the_name_of_the_one_it_replaces(tmp_path):
         folder.mkdir()
         run = run_config(folder, "dev", config)
         assert run.error is None, run.error
-        assert run.one(VPC).inputs["name"] != names["dev"], change
+        assert run.one(type_).inputs["name"] != names["dev"], change
 
 
 def test_control_plane_firewall_only_when_an_allow_list_is_configured():

@@ -47,9 +47,11 @@ class DoksCluster(pulumi.ComponentResource):
         protect = cfg.protect
         child = pulumi.ResourceOptions(parent=self)
 
+        # Known at plan time: the load balancer's name follows it (edge/load_balancer.py).
+        self.vpc_name = vpc_name(name, cfg)
         self.vpc = do.Vpc(
             f"{name}-vpc",
-            name=vpc_name(name, cfg),
+            name=self.vpc_name,
             region=cfg.region,
             ip_range=cfg.vpc_cidr,
             description=f"Private network of the {name} service mesh",

@@ -29,8 +29,9 @@ def system_pool_toleration() -> dict[str, str]:
 def vpc_name(name: str, cluster: ClusterConfig) -> str:
     """Unique per region and address range, the VPC's two replace-forcing inputs: DigitalOcean
     refuses a second VPC of one name, and a replacement is created before the old VPC is
-    deleted, so under a fixed name a region move or a new range would fail half-way. A rename
-    alone is an in-place update."""
+    deleted, so under a fixed name a region move or a new range would fail half-way (the new
+    range must not overlap the old one either: the review refuses that). A rename alone is an
+    in-place update."""
     cidr = cluster.vpc_cidr.replace(".", "-").replace("/", "-")
     return f"{name}-{cluster.region}-{cidr}"
 

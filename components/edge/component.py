@@ -19,7 +19,12 @@ from components.base import manifests, mesh, pins
 from components.base.resources import register, release
 from components.edge.config import IngressConfig
 from components.edge.gateway import public_gateway
-from components.edge.load_balancer import dns_records, load_balancer_args, node_port_firewall_args
+from components.edge.load_balancer import (
+    dns_records,
+    load_balancer_args,
+    load_balancer_name,
+    node_port_firewall_args,
+)
 from components.edge.tls import (
     CERT_MANAGER_RELEASE,
     cert_manager_values,
@@ -31,8 +36,9 @@ from components.edge.tls import (
 
 @dataclass(frozen=True)
 class IngressEdgeArgs:
-    stack_name: str  # names the load balancer and its firewall
+    stack_name: str  # names the node-port firewall
     region: str  # the cluster's region: the load balancer lives beside its nodes
+    vpc_name: str  # the cluster's VPC's name, which the load balancer's follows
     ingress: IngressConfig
     # The DigitalOcean token cert-manager solves DNS-01 with (a Pulumi secret); set when
     # `ingress.hosts` is (config refuses hosts without it).
@@ -62,7 +68,9 @@ class IngressEdge(pulumi.ComponentResource):
         self.load_balancer = do.LoadBalancer(
             f"{name}-lb",
             vpc_uuid=args.vpc_id,
-            **load_balancer_args(args.stack_name, args.region, ingress, args.workload_tag),
+            **load_balancer_args(
+                load_balancer_name(args.vpc_name), args.region, ingress, args.workload_tag
+            ),
             opts=cloud,
         )
         self.ip = self.load_balancer.ip

@@ -26,12 +26,20 @@ from components.edge.gateway import (
 EVERYWHERE = ["0.0.0.0/0", "::/0"]
 
 
+def load_balancer_name(vpc_name: str) -> str:
+    """Follows the VPC's name, which is unique per region and range: a new VPC replaces the
+    load balancer too (`vpc_uuid` and `region` force it), and the replacement is created
+    before the old one is deleted, so a name fixed per stack would be taken (DigitalOcean
+    refuses a second load balancer of one name). A rename alone is an update."""
+    return f"{vpc_name}-ingress"
+
+
 def load_balancer_args(
-    stack_name: str, region: str, ingress: IngressConfig, workload_tag: Any
+    name: str, region: str, ingress: IngressConfig, workload_tag: Any
 ) -> dict[str, Any]:
     """Everything but the VPC id: forwarding, health check, PROXY protocol, firewall, size."""
     return {
-        "name": f"{stack_name}-ingress",
+        "name": name,
         "region": region,
         "type": "REGIONAL",
         "size_unit": ingress.size_unit,
