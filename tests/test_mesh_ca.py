@@ -233,3 +233,39 @@ def test_command_writes_private_key_0600_and_prints_stdin_config_lines(tmp_path,
     assert "PRIVATE KEY" not in out, "the key never appears on a command line"
     assert tool.main(["--stack", "production", "--out", str(tmp_path / "ca")]) == 2
     assert key_path.read_text() == key_text, "an existing root key is never overwritten"
+
+
+@pytest.mark.parametrize("existing", ["root-cert.pem", "root-key.pem"])
+def test_command_never_overwrites_either_file_it_did_not_write(tmp_path, existing):
+    """An operator's own root-cert.pem (or key) in the output directory stays as it is, and no
+    half of a new root is left next to it."""
+    out = tmp_path / "ca"
+    out.mkdir()
+    (out / existing).write_text("mine\n")
+    assert tool.main(["--stack", "production", "--out", str(out)]) == 2
+    assert (out / existing).read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == [existing]
+
+
+@pytest.mark.parametrize("existing", ["root-cert.pem", "root-key.pem"])
+def test_writing_creates_both_files_new_even_after_the_check(tmp_path, root, existing):
+    """The guarantee is in the write (O_EXCL), not in a look before it: a file that appears
+    after the command's check is not truncated, and a link is not followed."""
+    cert, key = root
+    out = tmp_path / "ca"
+    out.mkdir()
+    (out / existing).write_text("appeared meanwhile\n")
+    with pytest.raises(FileExistsError):
+        tool.write_root(out, cert, key)
+    assert (out / existing).read_text() == "appeared meanwhile\n"
+    assert sorted(p.name for p in out.iterdir()) == [existing]
+    elsewhere = tmp_path / "elsewhere.pem"
+    elsewhere.write_text("not yours\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / existing).symlink_to(elsewhere)
+    with pytest.raises(FileExistsError):
+        tool.write_root(linked, cert, key)
+    assert elsewhere.read_text() == "not yours\n"
+    assert tool.main(["--stack", "dev", "--out", str(linked)]) == 2
+    assert elsewhere.read_text() == "not yours\n"

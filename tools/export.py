@@ -6,15 +6,19 @@ What a real `pulumi stack export [--show-secrets]` writes (pulumi pkg/apitype, D
 "pending_operations"}}`, each resource with `urn`, `custom`, `id`, `type`, `inputs`,
 `outputs`, `parent`, `dependencies`, `protect`, `provider`. A secret is an envelope keyed by
 Pulumi's signature: with `--show-secrets` it carries `plaintext` (the JSON text of the value),
-otherwise `ciphertext`. Offline, values are the engine's placeholders and fakes; the manifest
-says so.
+otherwise `ciphertext`. A custom resource registered without a provider (the DigitalOcean, tls
+and random ones) references the engine's default provider for its package and version, which
+state holds as a resource of its own (`pulumi:providers:digitalocean::default_4_84_1`, custom).
+Offline, values are the engine's placeholders and fakes; the manifest says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
+from importlib import metadata
 from typing import Any
 
 from tools.engine import PROJECT, Run
@@ -66,6 +70,54 @@ def _state_value(wire: Any, show_secrets: bool) -> Any:
     return wire
 
 
+def default_provider_name(version: str | None) -> str:
+    """The name the engine gives a package's default provider: `default`, then the version's
+    parts joined by `_` (pulumi pkg/resource/deploy/providers/provider.go DefaultName:
+    4.84.1 -> `default_4_84_1`)."""
+    if not version:
+        return "default"
+    return "default_" + "".join(c if c.isalnum() else "_" for c in version)
+
+
+def _package_version(package: str) -> str | None:
+    """The installed SDK's version of a provider package (`pulumi_digitalocean` 4.84.1), the
+    version its default provider is requested at."""
+    try:
+        return metadata.version(f"pulumi_{package.replace('-', '_')}")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _default_providers(run: Run, root: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A default provider resource per package of the run's custom resources that name no
+    provider, and the provider reference (`<urn>::<id>`) each such resource records."""
+    entries: list[dict[str, Any]] = []
+    refs: dict[str, str] = {}
+    for r in run.resources:
+        if not r.custom or r.provider or r.type.startswith("pulumi:providers:"):
+            continue
+        package = r.type.split(":", 1)[0]
+        if package in refs:
+            continue
+        version = _package_version(package)
+        prefix = root.split("::pulumi:pulumi:Stack::")[0]
+        urn = f"{prefix}::pulumi:providers:{package}::{default_provider_name(version)}"
+        fake_id = str(uuid.UUID(hashlib.sha256(urn.encode()).hexdigest()[:32]))
+        inputs = {"version": version} if version else {}
+        entries.append(
+            {
+                "urn": urn,
+                "custom": True,
+                "id": fake_id,
+                "type": f"pulumi:providers:{package}",
+                "inputs": inputs,
+                "outputs": dict(inputs),
+            }
+        )
+        refs[package] = f"{urn}::{fake_id}"
+    return entries, refs
+
+
 def export_document(
     run: Run, show_secrets: bool = True, time: str = "1970-01-01T00:00:00Z"
 ) -> dict:
@@ -80,6 +132,8 @@ def export_document(
             "outputs": _state_value(run.wire_outputs, show_secrets),
         }
     ]
+    providers, default_refs = _default_providers(run, root)
+    resources += providers
     for r in run.resources:
         inputs = _state_value(r.wire_inputs, show_secrets)
         outputs = dict(inputs)
@@ -104,6 +158,8 @@ def export_document(
             entry["protect"] = True
         if r.provider:
             entry["provider"] = r.provider
+        elif r.custom and not r.type.startswith("pulumi:providers:"):
+            entry["provider"] = default_refs[r.type.split(":", 1)[0]]
         resources.append(entry)
     return {
         "version": 3,

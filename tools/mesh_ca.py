@@ -67,18 +67,32 @@ def new_root(
     return cert, key
 
 
+OUTPUTS = ("root-cert.pem", "root-key.pem")
+
+
 def write_root(out: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> tuple[Path, Path]:
+    """Both files, created new (`O_EXCL`: never an existing file or a link, even one that
+    appears between a check and the write), the key mode 0600. Raises `FileExistsError`, with
+    nothing written, when either exists."""
     out.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = out / "root-cert.pem", out / "root-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path, key_path = (out / name for name in OUTPUTS)
+    new = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    key_fd = os.open(key_path, new, 0o600)
+    try:
+        cert_fd = os.open(cert_path, new, 0o644)
+    except BaseException:
+        os.close(key_fd)
+        key_path.unlink()  # the empty file this call just created, and nothing else
+        raise
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(key_fd, "wb") as f:
         f.write(key_bytes)
+    with os.fdopen(cert_fd, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
 
@@ -96,14 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--common-name", help="subject CN (default: '<stack> mesh root CA')")
     parser.add_argument("--years", type=int, default=10, help="validity in years (default 10)")
     args = parser.parse_args(argv)
-    if (args.out / "root-key.pem").exists():
-        print(
-            f"error: {args.out / 'root-key.pem'} exists; refusing to overwrite a root key",
-            file=sys.stderr,
-        )
+
+    def refuse(path: Path) -> int:
+        print(f"error: {path} exists; refusing to overwrite it", file=sys.stderr)
         return 2
+
+    # A first look spares generating a key for nothing; `write_root` is what guarantees it.
+    for name in OUTPUTS:
+        if os.path.lexists(args.out / name):
+            return refuse(args.out / name)
     cert, key = new_root(args.common_name or f"{args.stack} mesh root CA", args.years)
-    cert_path, key_path = write_root(args.out, cert, key)
+    try:
+        cert_path, key_path = write_root(args.out, cert, key)
+    except FileExistsError as error:
+        return refuse(Path(error.filename or args.out))
     print(f"# New mesh root CA in {args.out} (key mode 0600). Store it in the stack config:")
     for line in config_commands(args.stack, cert_path, key_path):
         print(line)
