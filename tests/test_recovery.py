@@ -15,9 +15,11 @@ import pytest
 
 from tests.conftest import STACKS, run_config, stack_config, stack_run
 from tests.forked import run_module
-from tools import recover
 from tools.engine import ROOT
 from tools.export import SECRET_SIG, SIG_KEY, default_provider_name, export_document
+from tools.recovery import plan as recovery
+from tools.recovery import root_ca, runbook, state
+from tools.recovery.check import check as check_export
 
 LB = "digitalocean:index/loadBalancer:LoadBalancer"
 RECORD = "digitalocean:index/dnsRecord:DnsRecord"
@@ -44,7 +46,7 @@ def real_shaped(stack: str) -> dict:
     there (tools/export.py)."""
     doc = copy.deepcopy(export_of(stack))
     resources = doc["deployment"]["resources"]
-    k8s = next(r for r in resources if r["type"] == recover.K8S_PROVIDER)
+    k8s = next(r for r in resources if r["type"] == state.K8S_PROVIDER)
     for chart in [r for r in resources if r["type"] == CHART]:
         qualified = chart["urn"].split("::")[2]
         name = chart["inputs"]["name"]
@@ -67,10 +69,10 @@ def real_shaped(stack: str) -> dict:
 
 
 def plan_of(doc: dict, lost: str = "cluster", region: str | None = None, stack="production"):
-    return recover.recovery_plan(doc, stack, stack_run(stack), lost, region)
+    return recovery.recovery_plan(doc, stack, stack_run(stack), lost, region)
 
 
-def commands(plan: recover.RecoveryPlan) -> list[str]:
+def commands(plan: recovery.RecoveryPlan) -> list[str]:
     return [c for c in plan.commands if not c.startswith("#")]
 
 
@@ -134,7 +136,7 @@ def test_the_export_holds_the_root_key_in_the_intermediate_s_inputs():
     since the intermediate's `caPrivateKeyPem` input is the root key."""
     doc = export_of("production")
     lsc = next(r for r in doc["deployment"]["resources"] if r["type"] == INTERMEDIATE)
-    key = recover._plaintext(lsc["inputs"]["caPrivateKeyPem"])
+    key = state.plaintext(lsc["inputs"]["caPrivateKeyPem"])
     assert key == "offline-placeholder-for-service-mesh-meshCaRootKey"
     assert "caPrivateKeyPem" in DOCS.read_text()
 
@@ -163,7 +165,7 @@ def test_the_plan_tool_writes_the_export_and_never_overwrites_a_user_file(tmp_pa
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_fresh_export_of_every_stack_passes_the_check(stack):
-    report = recover.check(export_of(stack), stack, stack_run(stack))
+    report = check_export(export_of(stack), stack, stack_run(stack))
     assert report.refusals == [] and report.warnings == []
 
 
@@ -181,10 +183,10 @@ def test_providers_and_chart_rendered_objects_are_neither_checked_nor_planned(st
         or CHART in r["urn"].split("::")[2].split("$")[:-1]
     }
     assert any("default_" in u for u in extra) and any("$kubernetes:apps/v1" in u for u in extra)
-    report = recover.check(doc, stack, stack_run(stack))
+    report = check_export(doc, stack, stack_run(stack))
     assert report.refusals == [] and report.warnings == [], report
     for lost in ("cluster", "region"):
-        plan = recover.recovery_plan(doc, stack, stack_run(stack), lost, "ams3")
+        plan = recovery.recovery_plan(doc, stack, stack_run(stack), lost, "ams3")
         listed = {
             *plan.retained,
             *plan.recreated,
@@ -280,7 +282,7 @@ def _other_root(doc: dict) -> dict:
 )
 def test_each_export_unfit_to_rebuild_is_refused_with_a_clear_line(tmp_path, corrupt, words):
     doc = corrupt(copy.deepcopy(export_of("production")))
-    report = recover.check(doc, "production", stack_run("production"))
+    report = check_export(doc, "production", stack_run("production"))
     assert any(words in line for line in report.refusals), report
     assert all("offline-placeholder" not in line for line in report.refusals), "no secret echoed"
     path = tmp_path / "export.json"
@@ -303,7 +305,7 @@ def test_program_drift_and_pending_operations_are_warnings_not_refusals(tmp_path
     """The export is what the stack is, main what it will be after the next `up`: a routine
     pending change must never cost a backup (exit 0), but it is said."""
     doc = change(copy.deepcopy(export_of("production")))
-    report = recover.check(doc, "production", stack_run("production"))
+    report = check_export(doc, "production", stack_run("production"))
     assert report.refusals == [], report
     assert any(words in line for line in report.warnings), report
     path = tmp_path / "export.json"
@@ -314,7 +316,7 @@ def test_program_drift_and_pending_operations_are_warnings_not_refusals(tmp_path
 
 
 def test_a_pending_create_says_how_to_resolve_it_on_the_live_stack():
-    report = recover.check(_pending(export_of("production")), "production", stack_run("production"))
+    report = check_export(_pending(export_of("production")), "production", stack_run("production"))
     (line,) = report.warnings
     assert "--clear-pending-creates" in line and "--import-pending-creates" in line
     text = DOCS.read_text()
@@ -374,10 +376,10 @@ def test_a_real_root_from_config_needs_the_escrowed_root_cert(tmp_path, real_roo
     real root with it would always differ. Without --root-cert the check refuses to guess."""
     mine, other = real_root
     doc = with_root(export_of(stack), mine)
-    with pytest.raises(recover.RecoverInputError, match="pass --root-cert"):
-        recover.check(doc, stack, stack_run(stack))
-    assert recover.check(doc, stack, stack_run(stack), mine).refusals == []
-    refused = recover.check(doc, stack, stack_run(stack), other).refusals
+    with pytest.raises(state.RecoverInputError, match="pass --root-cert"):
+        check_export(doc, stack, stack_run(stack))
+    assert check_export(doc, stack, stack_run(stack), mine).refusals == []
+    refused = check_export(doc, stack, stack_run(stack), other).refusals
     assert any("mesh root CA differs" in line for line in refused)
     path, pem = tmp_path / "export.json", tmp_path / "root-cert.pem"
     path.write_text(json.dumps(doc))
@@ -398,13 +400,13 @@ def test_a_root_kept_in_state_is_checked_against_the_export_s_own(tmp_path):
     }
     run = run_config(tmp_path, "dev", cfg)
     assert run.error is None, run.error
-    assert run.of_type(recover.STATE_ROOT), "the program keeps a root in state"
+    assert run.of_type(state.STATE_ROOT), "the program keeps a root in state"
     doc = export_document(run)
-    assert recover.check(doc, "dev", run).refusals == []
-    root = next(r for r in doc["deployment"]["resources"] if r["type"] == recover.STATE_ROOT)
+    assert check_export(doc, "dev", run).refusals == []
+    root = next(r for r in doc["deployment"]["resources"] if r["type"] == state.STATE_ROOT)
     root["outputs"]["certPem"] = {SIG_KEY: SECRET_SIG, "plaintext": json.dumps("rotated-root")}
-    assert any("mesh root CA differs" in f for f in recover.check(doc, "dev", run).refusals)
-    plan = recover.recovery_plan(export_document(run), "dev", run, "cluster")
+    assert any("mesh root CA differs" in f for f in check_export(doc, "dev", run).refusals)
+    plan = recovery.recovery_plan(export_document(run), "dev", run, "cluster")
     (check_line,) = [c for c in plan.commands if "tools.recover check" in c]
     assert "--root-cert" not in check_line, "a root kept in state needs no escrowed one"
 
@@ -415,7 +417,7 @@ def config_backup(stack: str, root_pem: str | None = None) -> dict:
     for key, value in stack_config(stack).items():
         secret = isinstance(value, dict) and set(value) == {"secure"}
         text = f"restored-{key}" if secret else value
-        if key == recover.ROOT_CERT_KEY and root_pem is not None:
+        if key == state.ROOT_CERT_KEY and root_pem is not None:
             text = root_pem
         entry = {"secret": secret}
         if isinstance(text, str):
@@ -431,18 +433,18 @@ def test_the_config_backup_is_checked_and_gives_the_configured_root(tmp_path, re
     doc = with_root(export_of("production"), mine)
     program = stack_run("production")
     good = config_backup("production", mine)
-    assert recover.check(doc, "production", program, config=good).refusals == []
-    assert recover.check(doc, "production", program, mine, good).refusals == []
+    assert check_export(doc, "production", program, config=good).refusals == []
+    assert check_export(doc, "production", program, mine, good).refusals == []
     # The root it holds must be the escrowed one too.
-    assert recover.check(doc, "production", program, other, good).refusals
+    assert check_export(doc, "production", program, other, good).refusals
     # Written without --show-secrets: secrets have no value, and `set-all --json` refuses nil.
     blind = copy.deepcopy(good)
     del blind["service-mesh:dnsApiToken"]["value"]
-    refused = recover.check(doc, "production", program, mine, blind).refusals
+    refused = check_export(doc, "production", program, mine, blind).refusals
     assert any("service-mesh:dnsApiToken has no value" in line for line in refused)
     assert all("restored-" not in line and "BEGIN" not in line for line in refused)
     lacking = {k: v for k, v in good.items() if k != "service-mesh:meshCaRootKey"}
-    warned = recover.check(doc, "production", program, mine, lacking).warnings
+    warned = check_export(doc, "production", program, mine, lacking).warnings
     assert any("service-mesh:meshCaRootKey absent" in line for line in warned)
     path, conf = tmp_path / "export.json", tmp_path / "config.json"
     path.write_text(json.dumps(doc))
@@ -460,7 +462,7 @@ def test_drill_a_lost_cluster_keeps_the_way_in_and_the_ca_and_recreates_the_rest
     rebuild against the current program."""
     program = stack_run("production")
     original = real_shaped("production")
-    gone = recover.lost_urns(original["deployment"]["resources"], "cluster")
+    gone = recovery.lost_urns(original["deployment"]["resources"], "cluster")
     assert not any(u.split("::")[2].startswith("pulumi:providers:") for u in gone), (
         "a refresh drops no provider: the Kubernetes one stays, with a new kubeconfig"
     )
@@ -469,7 +471,7 @@ def test_drill_a_lost_cluster_keeps_the_way_in_and_the_ca_and_recreates_the_rest
         r for r in refreshed["deployment"]["resources"] if r["urn"] not in gone
     ]
     assert urn_of(original, CLUSTER) in gone
-    plan = recover.recovery_plan(refreshed, "production", program, "cluster")
+    plan = recovery.recovery_plan(refreshed, "production", program, "cluster")
     retained = set(plan.retained)
     for type_ in (LB, DOMAIN, INTERMEDIATE):
         assert urn_of(original, type_) in retained, type_
@@ -478,12 +480,12 @@ def test_drill_a_lost_cluster_keeps_the_way_in_and_the_ca_and_recreates_the_rest
     } <= retained
     in_cluster = {r.urn for r in program.resources if r.type.startswith("kubernetes:")}
     assert in_cluster and in_cluster <= set(plan.recreated), "same URNs, recreated"
-    assert set(plan.recreated) == gone & set(recover.declared(program))
+    assert set(plan.recreated) == gone & set(state.declared(program))
     order = plan.recreated
     assert order.index(urn_of(original, CLUSTER)) < min(order.index(u) for u in in_cluster)
-    assert recover.program_root_fingerprint(program) == recover.export_root_fingerprint(original)
+    assert root_ca.program_root_fingerprint(program) == root_ca.export_root_fingerprint(original)
     assert plan.minutes > 0
-    text = recover.render_plan(plan)
+    text = runbook.render_plan(plan)
     assert "PULUMI_K8S_DELETE_UNREACHABLE=true" in text and "refresh --run-program" in text
     assert "pulumi stack init production" in text and "stack import" in text
 
@@ -495,7 +497,7 @@ def test_helm_releases_leave_state_before_the_refresh_dependents_first():
     doc = real_shaped("production")
     resources = doc["deployment"]["resources"]
     plan = plan_of(doc)
-    gone = recover.lost_urns(resources, "cluster")
+    gone = recovery.lost_urns(resources, "cluster")
     releases = {r["urn"] for r in resources if r["type"] == RELEASE}
     assert set(plan.helm_releases) == releases
     lines = commands(plan)
@@ -503,7 +505,7 @@ def test_helm_releases_leave_state_before_the_refresh_dependents_first():
     deletes = [(i, c) for i, c in enumerate(lines) if "pulumi state delete" in c]
     assert [shlex.split(no_comment(c))[3] for _, c in deletes] == plan.helm_releases
     assert all(i < refresh for i, _ in deletes)
-    dependents = recover.state_dependents(resources)
+    dependents = recovery.state_dependents(resources)
     position = {urn: n for n, urn in enumerate(plan.helm_releases)}
     for urn in plan.helm_releases:
         for other in dependents[urn] & releases:
@@ -562,7 +564,7 @@ def _workflow_names(stack: str) -> tuple[str, str]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_restore_decrypts_what_the_workflow_uploads_into_a_private_temp_dir(stack):
     artifact, encrypted = _workflow_names(stack)
-    plan = recover.recovery_plan(export_of(stack), stack, stack_run(stack), "cluster")
+    plan = recovery.recovery_plan(export_of(stack), stack, stack_run(stack), "cluster")
     lines = commands(plan)
     text = "\n".join(lines)
     assert lines[0] == 'umask 077 && d="$(mktemp -d)"'
@@ -580,7 +582,7 @@ def test_the_restore_decrypts_what_the_workflow_uploads_into_a_private_temp_dir(
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_restore_sets_the_secret_config_and_never_copies_over_the_stack_file(stack):
-    plan = recover.recovery_plan(export_of(stack), stack, stack_run(stack), "cluster")
+    plan = recovery.recovery_plan(export_of(stack), stack, stack_run(stack), "cluster")
     lines = commands(plan)
     assert not any(re.search(r"\bcp\b.*Pulumi\.", no_comment(c)) for c in lines)
     set_all = next(i for i, c in enumerate(lines) if "pulumi config set-all --json" in c)
@@ -627,7 +629,7 @@ def test_a_region_loss_moves_the_stack_in_its_own_step_and_unprotects_what_it_re
     assert records <= set(plan.updated) and records <= set(plan.retained)
     assert urn_of(doc, DOMAIN) in plan.retained
     assert urn_of(doc, INTERMEDIATE) in plan.retained, "the intermediate is kept in state"
-    text = recover.render_plan(plan)
+    text = runbook.render_plan(plan)
     assert "cluster.region ams3" in text and "new IP" in text
     assert "new intermediate is issued" not in text
     # Its own step, after step 0 (backend lost) and the refresh, before the rebuild.
@@ -646,11 +648,11 @@ def test_a_region_loss_moves_the_stack_in_its_own_step_and_unprotects_what_it_re
     )
     # The region is down, not deleted: every protected cloud resource it replaces is
     # unprotected first, and nothing else.
-    k8s = {r["urn"] for r in doc["deployment"]["resources"] if r["type"] == recover.K8S_PROVIDER}
-    gone = recover.lost_urns(doc["deployment"]["resources"], "region")
+    k8s = {r["urn"] for r in doc["deployment"]["resources"] if r["type"] == state.K8S_PROVIDER}
+    gone = recovery.lost_urns(doc["deployment"]["resources"], "region")
     expected = {
         r["urn"]
-        for r in recover.tracked(doc["deployment"]["resources"])
+        for r in state.tracked(doc["deployment"]["resources"])
         if r["urn"] in gone
         and r.get("protect")
         and r.get("provider", "").rsplit("::", 1)[0] not in k8s
@@ -669,7 +671,7 @@ def test_resources_created_after_the_backup_are_reconciled_before_the_rebuild():
     lb = next(r for r in doc["deployment"]["resources"] if r["type"] == LB)
     doc["deployment"]["pending_operations"] = [{"resource": {"urn": lb["urn"]}, "type": "creating"}]
     program = stack_run("production")
-    plan = recover.recovery_plan(doc, "production", program, "cluster")
+    plan = recovery.recovery_plan(doc, "production", program, "cluster")
     records = {r.urn for r in program.resources if r.type == RECORD}
     assert set(plan.reconcile) == records | {lb["urn"]}
     lines = plan.commands
@@ -684,9 +686,9 @@ def test_resources_created_after_the_backup_are_reconciled_before_the_rebuild():
             "--generate-code=false --yes -s production"
         )
         assert any(no_comment(c) == expected for c in lines[step:up]), expected
-    declared_types = {r.type for r in recover.declared(program).values()}
-    for type_ in declared_types & set(recover.DOCTL_LISTINGS):
-        assert recover.DOCTL_LISTINGS[type_] in lines[step:up]
+    declared_types = {r.type for r in state.declared(program).values()}
+    for type_ in declared_types & set(runbook.DOCTL_LISTINGS):
+        assert runbook.DOCTL_LISTINGS[type_] in lines[step:up]
 
 
 def test_block_volumes_kept_by_the_cluster_are_documented_for_re_attaching():
