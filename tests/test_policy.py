@@ -267,6 +267,8 @@ def test_a_policy_config_property_changes_the_verdict():
         ('{"platform-ha": 3}', "must be an enforcement level or an object"),
         ('{"platform-ha": {"minReplicas": "two"}}', "platform-ha.minReplicas: 'two' is not"),
         ('{"mtls-strict": {"exceptions": {"shop": "why"}}}', "mtls-strict.exceptions.shop"),
+        ('{"platform-ha": {"minReplica": 3}}', "platform-ha: Additional properties are not"),
+        ('{"mtls-strict": {"exception": {"shop": "a long reason"}}}', "'exception' was unexpected"),
     ],
 )
 def test_a_bad_policy_config_is_refused_naming_what_is_wrong(tmp_path, capsys, text, expected):

@@ -61,8 +61,10 @@ def config(stack: str = STACK, extra: dict[str, Any] | None = None):
 _CACHE: dict[bytes, Any] = {}  # Analyze responses of unchanged resources (see tool.analyze)
 
 
-def analyze(recs: Records, stack: str = STACK, extra: dict[str, Any] | None = None):
-    return tool.analyze(recs, stack, config(stack, extra), _svc(), _CACHE)
+def analyze(
+    recs: Records, stack: str = STACK, extra: dict[str, Any] | None = None, mode: str = tool.PLAN
+):
+    return tool.analyze(recs, stack, config(stack, extra), _svc(), _CACHE, mode)
 
 
 def stack_urn(stack: str = STACK) -> str:
@@ -112,6 +114,54 @@ def add_k8s(recs: Records, kind: str, api: str, name: str, ns: str | None, spec=
     version = api.split("/")[-1]
     type_ = f"kubernetes:{group}/{version}:{kind}"
     return add(recs, type_, f"{ns or 'cluster'}-{name}", k8s(kind, api, name, ns, spec, **top))
+
+
+V4_CHART = "kubernetes:helm.sh/v4:Chart"
+
+
+def add_rendered(recs: Records, chart: str, type_: str, body: dict[str, Any]) -> str:
+    """An object a `helm.v4.Chart` of the plan rendered, as a real preview registers it: a
+    child of the Chart (its URN's type qualified by the Chart's). The offline engine renders
+    no chart, so these are constructed."""
+    parent = res(recs, chart, V4_CHART)
+    qualified = parent["urn"].split("::")[2]
+    name = f"{chart}:{body['metadata'].get('namespace', '')}/{body['metadata']['name']}"
+    urn = f"urn:pulumi:{STACK}::{PROJECT}::{qualified}${type_}::{name}"
+    recs.append(
+        {
+            "urn": urn,
+            "type": type_,
+            "name": name,
+            "parent": parent["urn"],
+            "provider": parent["provider"],
+            "dependencies": [],
+            "protect": False,
+            "inputs": body,
+        }
+    )
+    return urn
+
+
+def rendered_deployment(recs: Records, label: str | None, chart: str = "metrics-server") -> str:
+    """metrics-server's Deployment as its chart renders it, labelled `helm.sh/chart: label`."""
+    ns = res(recs, chart, V4_CHART)["inputs"]["namespace"]
+    body = k8s(
+        "Deployment",
+        "apps/v1",
+        chart,
+        ns,
+        {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": chart}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": chart}},
+                "spec": {"containers": [{"name": chart, "image": "registry.k8s.io/ms:v0.8.1"}]},
+            },
+        },
+    )
+    body["metadata"]["labels"] = {"app.kubernetes.io/name": chart}
+    if label is not None:
+        body["metadata"]["labels"]["helm.sh/chart"] = label
+    return add_rendered(recs, chart, "kubernetes:apps/v1:Deployment", body)
 
 
 NET, SEC, FLAGGER = "networking.istio.io/v1", "security.istio.io/v1", "flagger.app/v1beta1"
@@ -606,6 +656,12 @@ CASES = [
         "exact-but-not-the-pin",
         _set("istiod-1-30", "version", "1.30.2"),
         _unchanged(),
+    ),
+    Case(
+        "helm-chart-pinned",
+        "v4-chart-rendered-another-version",
+        lambda r: rendered_deployment(r, "metrics-server-3.12.2"),
+        lambda r: rendered_deployment(r, "metrics-server-3.13.1"),
     ),
     Case(
         "no-latest-images",

@@ -1,11 +1,11 @@
 """Run the policy pack offline on a stack's plan, through pulumi_policy's own analyzer.
 
-`python -m tools.policy STACK [--plan DIR] [--config FILE]` runs every policy of `policies/`
-against the offline plan of STACK (the committed `Pulumi.STACK.yaml` run by `tools/engine.py`)
-or against `DIR/resources.json` written earlier by `tools.plan`, with the stack's policy config
-(`policies/config/STACK.json` unless `--config`). It prints one line per violation,
-`[mandatory|advisory] <policy> <urn>: <message>`, then a summary, and exits 1 when a mandatory
-violation exists, 0 otherwise, 2 on bad input (no traceback).
+`python -m tools.policy STACK [--plan DIR] [--config FILE] [--mode MODE]` runs every policy of
+`policies/` against the offline plan of STACK (the committed `Pulumi.STACK.yaml` run by
+`tools/engine.py`) or against `DIR/resources.json` written earlier by `tools.plan`, with the
+stack's policy config (`policies/config/STACK.json` unless `--config`). It prints one line per
+violation, `[mandatory|advisory] <policy> <urn>: <message>`, then a summary, and exits 1 when a
+mandatory violation exists, 0 otherwise, 2 on bad input (no traceback).
 
 The path is the CLI's minus gRPC: the servicer `PolicyPack` would serve
 (`pulumi_policy.policy._PolicyAnalyzerServicer`, private, pinned at 1.21.0; a smoke test fails
@@ -15,7 +15,15 @@ policy side), secrets wrapped as secrets and `[unknown]` as the preview's unknow
 levels, the "can't run policy" downgrade and messages are the analyzer's own. What the CLI does
 before it calls the analyzer is done here: policy config defaults from each schema, `all`, the
 per-policy overrides, and schema validation (jsonschema); a config entry naming no policy is
-refused (the CLI would ignore a typo'd exception silently).
+refused (the CLI would ignore a typo'd exception silently), and so is a property no policy
+schema declares (the CLI's schema is `{type, properties, required}`, without
+`additionalProperties: false`, so it accepts a misspelt setting, which no rule then reads).
+
+`--mode` says what the engine would send (`MODES`): `plan` the program's inputs everywhere
+(most checking: the inputs of `helm.v4.Chart`s too); `preview` what a real preview sends,
+`helm.v4.Chart` and the other remote components with no properties; `new-cluster` also every
+Kubernetes object's outputs empty in `AnalyzeStack`, as when the provider's config is unknown.
+A plan record may carry `outputs` beside `inputs`: `AnalyzeStack` gets those, as in the engine.
 """
 
 from __future__ import annotations
@@ -39,6 +47,9 @@ SECRET_MASK = "[secret]"  # tools/engine.py masks every secret so
 UNKNOWN_MASK = "[unknown]"  # ... and every value unknown at preview so
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")  # apitype.EnforcementLevel
 _STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What the engine sends (see the module docstring).
+PLAN, PREVIEW, NEW_CLUSTER = "plan", "preview", "new-cluster"
+MODES = (PLAN, PREVIEW, NEW_CLUSTER)
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
@@ -180,7 +191,8 @@ def reconcile(
     result: dict[str, tuple[str, dict[str, Any]]] = {}
     for info in infos:
         properties = json_format.MessageToDict(info.configSchema.properties)
-        schema: dict[str, Any] = {"type": "object"}
+        # The CLI's schema (pkg/resource/analyzer/config.go), refusing an undeclared key.
+        schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
         if properties:
             schema["properties"] = properties
         if info.configSchema.required:
@@ -241,6 +253,26 @@ def wire(value: Any) -> Any:
     if value == UNKNOWN_MASK:
         return UNKNOWN_STRING_VALUE
     return value
+
+
+def engine_properties(r: Mapping[str, Any], mode: str) -> tuple[dict, dict]:
+    """A plan record's properties as the engine sends them in `mode`: (to `Analyze`, to
+    `AnalyzeStack`). The engine's `Analyze` gets inputs and `AnalyzeStack` outputs (a record's
+    `outputs`, else its inputs); a remote component (`helm.v4.Chart`) is registered with no
+    properties; with the Kubernetes provider's config unknown, a preview's Create or Update of
+    a Kubernetes object returns an empty map."""
+    from policies.rules.helm import KUBERNETES_COMPONENTS, REMOTE_COMPONENTS
+
+    inputs = dict(r.get("inputs") or {})
+    outputs = dict(r["outputs"]) if isinstance(r.get("outputs"), dict) else inputs
+    if mode == PLAN:
+        return inputs, outputs
+    if r["type"] in REMOTE_COMPONENTS:
+        return {}, {}
+    if mode == NEW_CLUSTER and r["type"].startswith("kubernetes:"):
+        if r["type"] not in KUBERNETES_COMPONENTS:
+            return inputs, {}
+    return inputs, outputs
 
 
 def _struct(value: Mapping[str, Any]):
@@ -333,9 +365,11 @@ def analyze(
     config: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
     svc: Any = None,
     cache: dict[bytes, Any] | None = None,
+    mode: str = PLAN,
 ) -> list[Finding]:
     """Every policy on `resources` (plan records: urn, type, name, parent, provider,
-    dependencies, protect, inputs) through the analyzer servicer, as the CLI drives it.
+    dependencies, protect, inputs, optionally outputs) through the analyzer servicer, as the
+    CLI drives it, with properties as the engine sends them in `mode` (`engine_properties`).
 
     `cache` (for callers analysing many variants of one plan) keeps each `Analyze` response
     by request and config: a resource policy sees only its resource, so an unchanged resource
@@ -343,6 +377,8 @@ def analyze(
     Structs are memoized in it too (`_MemoizedJsonFormat`)."""
     from pulumi.runtime import proto
 
+    if mode not in MODES:
+        raise PolicyInputError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     svc = svc or servicer()
     if config is None:
         config = reconcile(svc.GetAnalyzerInfo(None, None).policies, {}, "pack defaults")
@@ -373,8 +409,11 @@ def analyze(
         ref = r.get("provider") or ""
         if ref not in providers:
             providers[ref] = _provider(r, by_urn)
-        parts.append((_struct(r.get("inputs") or {}), _options(r), providers[ref]))
-    for r, (properties, options, provider) in zip(resources, parts, strict=True):
+        to_analyze, to_stack = engine_properties(r, mode)
+        analyzed = _struct(to_analyze)
+        stacked = analyzed if to_stack == to_analyze else _struct(to_stack)
+        parts.append((analyzed, stacked, _options(r), providers[ref]))
+    for r, (properties, _, options, provider) in zip(resources, parts, strict=True):
         request = proto.AnalyzeRequest(
             type=r["type"], properties=properties, urn=r["urn"], name=r["name"], options=options
         )
@@ -389,7 +428,7 @@ def analyze(
                 cache[key] = svc.Analyze(request, None)
         collect(cache[key], r["urn"])
     stack_resources = []
-    for r, (properties, options, provider) in zip(resources, parts, strict=True):
+    for r, (_, properties, options, provider) in zip(resources, parts, strict=True):
         item = proto.AnalyzerResource(
             type=r["type"],
             properties=properties,
@@ -433,7 +472,7 @@ def plan_resources(run: Any) -> list[dict[str, Any]]:
     return [r.to_json() for r in sorted(run.resources, key=lambda r: r.urn)]
 
 
-def run(stack: str, plan: Path | None, config_path: Path | None) -> Report:
+def run(stack: str, plan: Path | None, config_path: Path | None, mode: str = PLAN) -> Report:
     if not _STACK_NAME.match(stack):
         raise PolicyInputError(
             f"stack name {stack!r} is not valid: letters, digits, '-', '_' and '.'"
@@ -451,7 +490,7 @@ def run(stack: str, plan: Path | None, config_path: Path | None) -> Report:
         resources = read_plan(plan, stack)
     else:
         resources = plan_resources(_run_program(stack))
-    findings = analyze(resources, stack, config, svc)
+    findings = analyze(resources, stack, config, svc, mode=mode)
     return Report(stack, len(resources), len(config), findings)
 
 
@@ -482,9 +521,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, help="policy config (default policies/config/STACK.json)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=PLAN,
+        help="what the engine sends: plan (the program's inputs, default), preview (helm.v4 "
+        "Charts without properties, as a real preview), new-cluster (also Kubernetes objects "
+        "without outputs, as when the provider's config is unknown)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        report = run(args.stack, args.plan, args.config)
+        report = run(args.stack, args.plan, args.config, args.mode)
     except PolicyInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -19,10 +19,7 @@ from typing import Any
 from policies.rules.base import (
     RESOURCE,
     STACK,
-    Chart,
     Rule,
-    chart,
-    charts,
     dig,
     excepted,
     exceptions_schema,
@@ -33,6 +30,7 @@ from policies.rules.base import (
     obj_name,
     of_kind,
 )
+from policies.rules.helm import Chart, chart, charts
 
 
 @dataclass(frozen=True)
@@ -211,11 +209,10 @@ def _authored_budgets(resources: Sequence[Any]) -> Iterator[tuple[Any, str, Budg
 def check_drain(
     resources: Sequence[Any], config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
-    for c in charts(resources):
-        extract = CHART_BUDGETS.get(c.chart)
-        if extract is None or excepted(config, c.release):
+    for c in charts(resources, *CHART_BUDGETS):
+        if excepted(config, c.release):
             continue
-        for b in extract(c):
+        for b in CHART_BUDGETS[c.chart](c):
             if allowed_evictions(b) < 1:
                 yield c.resource.urn, _drain_message(f"{c.where()} {b.label}", b)
     for pdb, subject, b in _authored_budgets(resources):

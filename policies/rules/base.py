@@ -1,6 +1,6 @@
 """What every rule shares: the `Rule` declaration, the message shape (what is wrong, why it
 matters, how to fix it), the exception map every policy accepts, and read-only accessors for
-the objects a preview sends (Kubernetes objects, Helm charts, hosts).
+the objects a preview sends (Kubernetes objects, hosts; Helm charts are in `helm.py`).
 
 Properties arrive as `pulumi_policy` proxies: `Mapping`/`Sequence`, not dict/list, numbers as
 floats, secrets as plaintext without a marker, and an unknown value (not known at preview)
@@ -173,54 +173,6 @@ def labels(resource: Any) -> Mapping[str, Any]:
 
 def of_kind(resources: Iterable[Any], group: str, kind: str) -> list[Any]:
     return [r for r in resources if is_kind(r, group, kind)]
-
-
-# --- Helm charts -----------------------------------------------------------------------------
-
-HELM_TYPES = frozenset(
-    {"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Chart"}
-)
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A Helm release as the program declares it (its inputs), with the chart's values."""
-
-    resource: Any
-    release: str
-    chart: str  # the chart's name, without a `repo/` alias
-    chart_ref: str  # as written (`oci://...`, `repo/name`, a path, or the name)
-    version: str
-    repository: str
-    namespace: str
-    values: Mapping[str, Any]
-
-    def where(self) -> str:
-        return f"Helm release {self.namespace}/{self.release} (chart {self.chart})"
-
-
-def chart(resource: Any) -> Chart | None:
-    """The chart a Helm resource installs, or None for any other resource."""
-    if resource.resource_type not in HELM_TYPES:
-        return None
-    props = resource.props
-    ref = str(dig(props, "chart", default=""))
-    values = dig(props, "values", default={})
-    return Chart(
-        resource=resource,
-        release=str(dig(props, "name", default="") or resource.name),
-        chart=ref.rstrip("/").rsplit("/", 1)[-1],
-        chart_ref=ref,
-        version=str(dig(props, "version", default="")),
-        repository=str(dig(props, "repositoryOpts", "repo", default="")),
-        namespace=str(dig(props, "namespace", default="") or "default"),
-        values=values if is_mapping(values) else {},
-    )
-
-
-def charts(resources: Iterable[Any], name: str | None = None) -> list[Chart]:
-    found = [c for r in resources if (c := chart(r)) is not None]
-    return [c for c in found if name is None or c.chart == name]
 
 
 # --- hosts -----------------------------------------------------------------------------------

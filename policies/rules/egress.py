@@ -14,7 +14,6 @@ from policies.rules.base import (
     RESOURCE,
     STACK,
     Rule,
-    chart,
     dig,
     excepted,
     exceptions_schema,
@@ -28,6 +27,7 @@ from policies.rules.base import (
     of_kind,
     where,
 )
+from policies.rules.helm import chart
 
 NETWORKING = "networking.istio.io"
 WHY_REGISTRY = (

@@ -18,7 +18,6 @@ from policies.rules.base import (
     CORE,
     STACK,
     Rule,
-    charts,
     dig,
     dotted,
     excepted,
@@ -32,6 +31,7 @@ from policies.rules.base import (
     walk,
     where,
 )
+from policies.rules.helm import charts
 
 DO_LOAD_BALANCER = "digitalocean:index/loadBalancer:LoadBalancer"
 LB = "LoadBalancer"

@@ -16,7 +16,6 @@ from components.base import mesh
 from policies.rules.base import (
     STACK,
     Rule,
-    charts,
     dig,
     excepted,
     exceptions_schema,
@@ -26,6 +25,7 @@ from policies.rules.base import (
     obj_name,
     of_kind,
 )
+from policies.rules.helm import charts
 
 WHY = (
     "plaintext traffic carries no workload identity, so authorization cannot tell callers "

@@ -21,9 +21,7 @@ from components.base import mesh
 from policies.rules.base import (
     CORE,
     STACK,
-    Chart,
     Rule,
-    charts,
     dig,
     excepted,
     exceptions_schema,
@@ -33,6 +31,7 @@ from policies.rules.base import (
     obj_name,
     of_kind,
 )
+from policies.rules.helm import Chart, charts
 
 DEFAULT = "default"
 TAG_LABEL = "istio.io/tag"

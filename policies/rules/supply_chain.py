@@ -3,7 +3,9 @@ chart is one of the pins in `components/base/pins.py` (chart, exact version, rep
 no image is `latest` or untagged.
 
 The pins are the program's own source of truth, so bumping a chart is one reviewed line that
-the program and this policy both read.
+the program and this policy both read. A `helm.v4.Chart` is a remote component: a real preview
+sends it with no properties, so its pin is checked on what it rendered instead, the
+`helm.sh/chart: <chart>-<version>` label every pinned chart's templates put on their objects.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from components.base import pins
 from policies.rules.base import (
     RESOURCE,
     Rule,
-    chart,
     dig,
     dotted,
     excepted,
     exceptions_schema,
     is_mapping,
     k8s_type,
+    labels,
     message,
     walk,
     where,
 )
+from policies.rules.helm import chart, clean_url, urn_name, v4_chart_parent
 
 
 def all_pins() -> list[pins.ChartPin]:
@@ -48,9 +51,15 @@ def _repo(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def _without_credentials(url: str) -> str:
-    """A repository URL fit for a message: no `user:password@`, no query."""
-    return re.sub(r"//[^/@]*@", "//", url).split("?", 1)[0]
+def chart_label(pin: pins.ChartPin) -> str:
+    """The `helm.sh/chart` label a chart's objects carry: `<name>-<version>`, `+` as `_`,
+    at most 63 characters (the `<chart>.chart` helper of metrics-server, Flagger, the load
+    tester, Tempo, Loki, kiali-server and opentelemetry-collector at their pinned versions)."""
+    label = f"{pin.chart}-{pin.version}".replace("+", "_")[:63]
+    return label.removesuffix("-")
+
+
+PIN_LABELS = {chart_label(p): p for p in PINS}
 
 
 def allowed_repositories(config: Mapping[str, Any]) -> set[str]:
@@ -58,13 +67,37 @@ def allowed_repositories(config: Mapping[str, Any]) -> set[str]:
     return {_repo(p.repository) for p in PINS} | {_repo(r) for r in extra}
 
 
+def check_rendered(resource: Any, config: Mapping[str, Any]) -> Iterator[str]:
+    """An object a `helm.v4.Chart` rendered: its `helm.sh/chart` label, where the chart's
+    templates set one (CRDs from a chart's `crds/` carry none), names a pinned version."""
+    parent = v4_chart_parent(resource)
+    if parent is None or excepted(config, urn_name(parent)):
+        return
+    label = dig(labels(resource), "helm.sh/chart")
+    if not isinstance(label, str) or label in PIN_LABELS:
+        return
+    same_chart = sorted(name for name, p in PIN_LABELS.items() if label.startswith(f"{p.chart}-"))
+    pinned = f"; the pin is {', '.join(same_chart)}" if same_chart else ""
+    yield message(
+        f"{where(resource)}, rendered by Helm chart {urn_name(parent)}, carries helm.sh/chart "
+        f"{label}, which is not a pin of `components/base/pins.py`{pinned}",
+        "the chart that rendered it is not the reviewed version: an unpinned or bumped chart "
+        "installs unreviewed templates with cluster-admin rights.",
+        "install the chart through its ChartPin (`resources.chart`); objects of a subchart "
+        "the pinned chart ships carry the subchart's label: grant the release an exception",
+    )
+
+
 def check_chart(resource: Any, config: Mapping[str, Any]) -> Iterator[str]:
     c = chart(resource)
-    if c is None or excepted(config, c.release):
+    if c is None:
+        yield from check_rendered(resource, config)
+        return
+    if excepted(config, c.release):
         return
     repo = _repo(c.repository) or (c.chart_ref if c.chart_ref.startswith("oci://") else "")
     subject = c.where()
-    shown = _without_credentials(repo)
+    shown = clean_url(repo)
     if not _EXACT.match(c.version):
         yield message(
             f"{subject} is not pinned to an exact version ({c.version or 'no version'})",
@@ -172,7 +205,7 @@ RULES = [
     Rule(
         name="helm-chart-pinned",
         description="Every Helm chart is a pin from `components/base/pins.py`: an exact "
-        "version from an allowed repository.",
+        "version from an allowed repository (a `helm.v4.Chart` judged by what it renders).",
         kind=RESOURCE,
         check=check_chart,
         remediation="Install charts only through a ChartPin in components/base/pins.py.",

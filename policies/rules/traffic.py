@@ -34,9 +34,11 @@ from policies.rules.base import (
     host_namespace,
     in_cluster,
     is_kind,
+    is_list,
     is_mapping,
     items,
     message,
+    meta,
     namespace,
     number,
     obj_name,
@@ -263,6 +265,30 @@ def check_subsets(
 
 # --- Flagger owns the routing of a canaried host ---------------------------------------------
 
+# pulumi-kubernetes' field managers: `pulumi-kubernetes-<random>` (server-side apply),
+# `pulumi-kubernetes` (client-side apply), or the object's `pulumi.com/patchFieldManager`.
+PULUMI_MANAGER = "pulumi-kubernetes"
+FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
+
+
+def sets_replicas(deployment: Any) -> bool:
+    """Whether the program sets the Deployment's `spec.replicas`. A stack policy gets outputs:
+    the object as the API server returns it (or a server-side dry run previews it), with
+    `replicas` defaulted to 1 whoever set it, so there only Pulumi's field manager owning
+    `spec.replicas` in `metadata.managedFields` says the program set it. Props without
+    managedFields are the program's inputs (the offline plan, or a preview the provider could
+    not dry-run), and there `spec.replicas` is what the program wrote."""
+    managed = meta(deployment, "managedFields")
+    if not is_list(managed):
+        return dig(deployment.props, "spec", "replicas") is not None
+    own = dig(meta(deployment, "annotations", default={}), FIELD_MANAGER_ANNOTATION)
+    for entry in items(managed):
+        manager = str(dig(entry, "manager", default=""))
+        ours = manager == own if own else manager.split("-")[:2] == PULUMI_MANAGER.split("-")
+        if ours and dig(entry, "fieldsV1", "f:spec", "f:replicas") is not None:
+            return True
+    return False
+
 
 def check_canary_ownership(
     resources: Sequence[Any], config: Mapping[str, Any]
@@ -317,7 +343,7 @@ def check_canary_ownership(
         target = str(dig(canary.props, "spec", "targetRef", "name", default=""))
         for deployment in of_kind(resources, "apps", "Deployment"):
             same = namespace(deployment) == ns and obj_name(deployment) == target
-            if same and dig(deployment.props, "spec", "replicas") is not None:
+            if same and sets_replicas(deployment):
                 yield (
                     deployment.urn,
                     message(
