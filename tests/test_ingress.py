@@ -202,6 +202,18 @@ def test_a_record_per_host_points_at_the_load_balancer(stack):
     assert one(run, DOMAIN).inputs["name"] == cfg.ingress.domain
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_zone_outlives_the_program_and_the_records_do_not(stack):
+    """A zone may hold records Pulumi never made (mail, verification): deleting it would take
+    them along. So the program's zone is only forgotten when `hosts` go or the stack is
+    destroyed (retainOnDelete, recorded in the plan), while its own A records are deleted."""
+    run = stack_run(stack)
+    zone = one(run, DOMAIN)
+    assert zone.retain_on_delete and zone.to_json()["retainOnDelete"] is True
+    assert mine(run, RECORD) and not any(r.retain_on_delete for r in mine(run, RECORD))
+    assert [r.name for r in run.resources if r.retain_on_delete] == [zone.name]
+
+
 # --- TLS ------------------------------------------------------------------------------------------
 
 

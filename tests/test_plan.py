@@ -30,8 +30,9 @@ def test_resources_json_lists_every_resource_with_the_documented_keys(plan):
     assert len(records) == len(run.resources)
     urns = {r["urn"] for r in records}
     for r in records:
-        assert set(r) - {"ignoreChanges"} == RESOURCE_KEYS
+        assert set(r) - {"ignoreChanges", "retainOnDelete"} == RESOURCE_KEYS
         assert r.get("ignoreChanges", ["set"]), "written only when set"
+        assert r.get("retainOnDelete", True) is True, "written only when set"
         assert isinstance(r["protect"], bool)
         assert isinstance(r["dependencies"], list)
         assert r["parent"] is None or isinstance(r["parent"], str)

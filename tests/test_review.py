@@ -146,6 +146,27 @@ def test_a_replaced_vpc_overlapping_the_one_it_replaces_is_refused(pairs):
         assert bool(vpc.refused) is refused, (fresh, old_range)
 
 
+def test_a_zone_removed_from_the_program_is_only_forgotten(tmp_path):
+    """Removing staging's `hosts` deletes its A records but leaves the zone in the cloud
+    (retainOnDelete, read from the base plan as Pulumi reads it from the state): the review
+    says so instead of announcing the zone's deletion."""
+    base = _plan_dir(tmp_path, "base", stack_run("staging"))
+    config = stack_config("staging")
+    ingress = {**config["service-mesh:ingress"]}
+    ingress.pop("hosts")
+    config["service-mesh:ingress"] = ingress
+    (tmp_path / "h").mkdir()
+    head = _plan_dir(tmp_path, "head", run_config(tmp_path / "h", "staging", config))
+    r = _review(base, head)
+    deleted = {d.type: d for d in r.diffs if d.action == "delete"}
+    assert deleted["digitalocean:index/domain:Domain"].retained
+    assert not deleted["digitalocean:index/dnsRecord:DnsRecord"].retained
+    text = review.render_markdown([r])
+    assert "ingress-domain (retainOnDelete: only forgotten, it stays in the cloud)" in text
+    entries = {x["type"]: x for x in _json(r)["resources"] if x["action"] == "delete"}
+    assert entries["digitalocean:index/domain:Domain"]["retained"] is True
+
+
 def test_a_new_service_brings_its_objects_and_a_new_edge(pairs):
     r = _review(pairs["base"], pairs["service"])
     stack = _json(r)

@@ -79,6 +79,7 @@ class Resource:
     resource_id: str | None = None
     fake_outputs: dict[str, Any] = field(default_factory=dict, repr=False)
     ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +94,8 @@ class Resource:
             # Only when set, so that most records stay as they were: `pulumi up` keeps the
             # state's value at these paths, and the review must not report them as changes.
             **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
+            # Only when set: deleting it from the program leaves it in the cloud.
+            **({"retainOnDelete": True} if self.retain_on_delete else {}),
         }
 
 
@@ -450,6 +453,7 @@ def _make_monitor(mocks, run: Run):
                     custom=bool(request.custom),
                     remote=bool(request.remote),
                     ignore_changes=list(request.ignoreChanges),
+                    retain_on_delete=bool(request.retainOnDelete),
                     inputs_digest=hashlib.sha256(
                         json.dumps(inputs, sort_keys=True).encode()
                     ).hexdigest(),

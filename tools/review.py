@@ -400,7 +400,10 @@ def _grouped(diffs: list[ResourceDiff], action: str) -> list[str]:
     by_type: dict[str, list[str]] = {}
     for d in diffs:
         if d.action == action:
-            by_type.setdefault(d.type, []).append(d.name + (" 🔒" if d.protect_old else ""))
+            mark = (" 🔒" if d.protect_old else "") + (
+                " (retainOnDelete: only forgotten, it stays in the cloud)" if d.retained else ""
+            )
+            by_type.setdefault(d.type, []).append(d.name + mark)
     return [
         f"- **{action}** {len(names)} x `{t}`: {_short(', '.join(names), 800)}"
         for t, names in sorted(by_type.items())
@@ -583,6 +586,7 @@ def render_json(reviews: list[StackReview]) -> dict[str, Any]:
                         "protectedAfter": d.protect_new,
                         "blocker": d.blocker,
                         "refused": d.refused,
+                        "retained": d.retained,
                         "knownType": d.known_type,
                         "reasons": d.reasons,
                         "changes": [_change_json(c) for c in d.changes],

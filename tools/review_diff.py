@@ -227,6 +227,8 @@ class ResourceDiff:
     known_type: bool = True
     # Changes the cloud's API refuses though the provider sends them (review_replace.Refusal).
     refused: list[str] = field(default_factory=list)
+    # Deleted from the program but `retainOnDelete` in the state: Pulumi only forgets it.
+    retained: bool = False
 
     @property
     def blocker(self) -> bool:
@@ -350,6 +352,7 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
         )
         if o is None or n is None:
             d.action = "create" if o is None else "delete"
+            d.retained = bool(o and o.get("retainOnDelete"))
             diffs[urn] = d
             continue
         # `pulumi up` keeps the state's value where the program ignores changes.

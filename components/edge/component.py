@@ -85,7 +85,16 @@ class IngressEdge(pulumi.ComponentResource):
         if ingress.hosts and ingress.domain:
             zone: pulumi.Input[str] = ingress.domain
             if ingress.create_domain:
-                self.domain = do.Domain(f"{name}-domain", name=ingress.domain, opts=cloud)
+                # The zone outlives the program's use of it: it may hold records Pulumi never
+                # made (mail, verification), which deleting the zone would take with it. Removing
+                # `hosts`, or destroying the stack, deletes only the A records Pulumi made.
+                self.domain = do.Domain(
+                    f"{name}-domain",
+                    name=ingress.domain,
+                    opts=pulumi.ResourceOptions.merge(
+                        cloud, pulumi.ResourceOptions(retain_on_delete=True)
+                    ),
+                )
                 zone = self.domain.name
             for record in dns_records(ingress):
                 self.records.append(
