@@ -814,7 +814,8 @@ def test_a_documentation_only_push_asks_for_no_production_approval():
     on = load("deploy.yml")["on"]["push"]
     patterns = on["paths-ignore"]
     assert sorted(patterns) == ["**.md", "docs/**"]
-    skip = {".git", "venv", "build", "__pycache__", ".ruff_cache", "node_modules"}
+    skip = {".git", "venv", ".venv", "build", "__pycache__", ".ruff_cache", ".hypothesis"}
+    skip |= {".pytest_cache", "node_modules"}
     files = [
         p.relative_to(ROOT).as_posix()
         for p in ROOT.rglob("*")

@@ -117,7 +117,8 @@ def commands(
         "# 0. Only if the state backend itself was lost: restore the latest backup "
         "(state-backup.yml) into a private temporary directory, never into the repository",
         'umask 077 && d="$(mktemp -d)"',
-        "gh run list --workflow state-backup.yml --status success --limit 5  # pick <run-id>",
+        "gh run list --workflow state-backup.yml --limit 10"
+        "  # pick <run-id>: a failed run may hold the newest copy (-unverified)",
         f'gh run download <run-id> -n {ARTIFACT.format(stack=stack)} -D "$d"'
         "  # an -unverified one only after reading its findings",
         f'age -d -i key.txt -o "$d/backup.tgz" "$d/{ENCRYPTED.format(stack=stack)}"'
