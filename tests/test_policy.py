@@ -268,6 +268,7 @@ def test_a_policy_config_property_changes_the_verdict():
         ('{"platform-ha": {"minReplicas": "two"}}', "platform-ha.minReplicas: 'two' is not"),
         ('{"mtls-strict": {"exceptions": {"shop": "why"}}}', "mtls-strict.exceptions.shop"),
         ('{"platform-ha": {"minReplica": 3}}', "platform-ha: Additional properties are not"),
+        ('{"platform-ha": {"minReplica": 3}}', "; allowed: exceptions, minReplicas"),
         ('{"mtls-strict": {"exception": {"shop": "a long reason"}}}', "'exception' was unexpected"),
     ],
 )

@@ -328,17 +328,26 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     good = tmp_path / "good.json"
     good.write_text(json.dumps(export_of("dev")))
+    (tmp_path / "root.der").write_bytes(b"\x30\x82\x01\x0a\xff\xfe certificate bytes")
+    (tmp_path / "root-key.pem").write_text(
+        "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+    )
     for args in (
         ["check", str(tmp_path / "missing.json"), "--stack", "dev"],
         ["check", str(tmp_path / "bad.json"), "--stack", "dev"],
         ["check", str(good), "--stack", "dev", "--config", str(tmp_path / "bad.json")],
         ["check", str(good), "--stack", "dev", "--config", str(tmp_path / "list.json")],
         ["check", str(good), "--stack", "dev", "--root-cert", str(tmp_path / "none.pem")],
+        # a DER certificate, and the root's key given by mistake: named, not a "finding"
+        ["check", str(good), "--stack", "dev", "--root-cert", str(tmp_path / "root.der")],
+        ["check", str(good), "--stack", "dev", "--root-cert", str(tmp_path / "root-key.pem")],
         ["plan", str(tmp_path / "bad.json"), "--lost", "cluster"],
     ):
         done = run_module("tools.recover", *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith("error: ")
+        if "--root-cert" in args:
+            assert args[-1] in done.stderr, "names the file"
 
 
 # --- the mesh root CA of a real export -------------------------------------------------------
@@ -437,7 +446,7 @@ def test_the_config_backup_is_checked_and_gives_the_configured_root(tmp_path, re
     assert check_export(doc, "production", program, mine, good).refusals == []
     # The root it holds must be the escrowed one too.
     assert check_export(doc, "production", program, other, good).refusals
-    # Written without --show-secrets: secrets have no value, and `set-all --json` refuses nil.
+    # Written without --show-secrets: secrets have no value, which the restore would set empty.
     blind = copy.deepcopy(good)
     del blind["service-mesh:dnsApiToken"]["value"]
     refused = check_export(doc, "production", program, mine, blind).refusals
@@ -585,15 +594,18 @@ def test_the_restore_sets_the_secret_config_and_never_copies_over_the_stack_file
     plan = recovery.recovery_plan(export_of(stack), stack, stack_run(stack), "cluster")
     lines = commands(plan)
     assert not any(re.search(r"\bcp\b.*Pulumi\.", no_comment(c)) for c in lines)
-    set_all = next(i for i, c in enumerate(lines) if "pulumi config set-all --json" in c)
+    set_all = next(i for i, c in enumerate(lines) if "pulumi config set --secret" in c)
     init = next(i for i, c in enumerate(lines) if c.startswith(f"pulumi stack init {stack}"))
     imported = next(i for i, c in enumerate(lines) if c.startswith("pulumi stack import"))
     check = next(i for i, c in enumerate(lines) if "tools.recover check" in c)
     assert check < init < set_all < imported
     assert '"$d/config.json"' in lines[set_all] and f"-s {stack}" in lines[set_all]
+    # Every secret reaches pulumi on stdin, never as an argument (`ps` shows arguments).
+    assert "set-all" not in lines[set_all] and "| pulumi config set --secret" in lines[set_all]
     assert "--root-cert <escrowed root-cert.pem>" in lines[check]
     text = DOCS.read_text()
-    assert "config set-all --json" in text and "config --show-secrets --json" in text
+    assert "| pulumi config set --secret" in text and "config --show-secrets --json" in text
+    assert "pulumi config set-all" not in text
     assert "cp <backup>/Pulumi" not in text
 
 

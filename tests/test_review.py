@@ -407,19 +407,31 @@ def test_an_ignored_change_is_not_a_change(pairs):
     assert diff.action == "update" and [c.path for c in diff.changes] == ["surgeUpgrade"]
 
 
-def test_pinning_a_version_the_cloud_managed_may_replace_the_cluster(pairs):
-    """Unpinned, DOKS patched the live cluster in its window; offline the base's version is
-    only the fake cloud's. A pin may be below the live version, which replaces the cluster:
-    the review says it may, whichever way the offline versions compare."""
+def test_pinning_a_version_the_cloud_managed_is_judged_by_its_minor(pairs):
+    """Unpinned, DOKS applies the minor's patches in its window, so the live version is the
+    base's minor at a patch unknown offline. Pinning the next minor (README's upgrade) is an
+    update; a lower minor replaces; a pin in the same minor is an update with a caution to
+    compare with the live version first (a live patch above the pin would go down)."""
     base = load_plan(pairs["base"])
-    for version, words in (
-        ("1.99.0-do.0", "live one is unknown offline"),
-        ("1.1.0-do.0", "version goes down"),
-    ):
+    old_version = next(r for r in base.resources.values() if r["type"] == CLUSTER)["inputs"][
+        "version"
+    ]
+    major, minor = (int(x) for x in old_version.split(".")[:2])
+    cases = (
+        (f"{major}.{minor + 1}.4-do.0", "update", False),
+        (f"{major}.{minor - 1}.9-do.0", "replace", False),
+        (f"{major}.{minor}.0-do.0", "replace", False),  # below the base's own patch
+        (f"{major}.{minor}.99-do.0", "update", True),
+    )
+    for version, action, caution in cases:
         (diff,) = _cluster_pair(base, True, False, version=version)
-        assert diff.action == "replace"
-        assert diff.blocker, "production's cluster is protected"
-        assert any(words in r for r in diff.reasons), diff.reasons
+        assert diff.action == action, (version, diff.reasons)
+        assert bool(diff.cautions) is caution, version
+    old, head, _ = _cluster_plans(base, True, False, version=f"{major}.{minor}.99-do.0")
+    r = review.review_plans(old, head, None, run_policy=False)
+    assert not r.failed, "a caution blocks nothing"
+    assert "live version above" in review.render_markdown([r])
+    assert _json(r)["resources"][0]["cautions"]
 
 
 def test_turning_off_an_ha_control_plane_is_a_refused_change(pairs):

@@ -488,11 +488,36 @@ def test_a_mirror_canary_of_a_service_that_takes_writes_is_refused():
     assert "checkout accepts POST: each would happen twice" in p.allowed
 
     def reads_only(data):
-        traffic(data, "checkout")["canary"] = {"kind": "mirror"}
+        # qps 20: production mirrors half of the load test to the canary (checked below).
+        traffic(data, "checkout")["canary"] = {"kind": "mirror", "loadTest": {"qps": 20}}
         for caller in service(data, "checkout")["callers"]:
             caller["methods"] = ["GET"]
 
     accepted("production", reads_only)
+
+
+def test_a_mirror_canary_counts_only_the_mirrored_share_of_its_load_test():
+    """A mirror canary's load test calls the service and Flagger copies `mirrorWeight` % to
+    the canary (production: 50): qps 10 x 2 x 50 s is 500 requests at the canary, where one
+    failure is a burn rate of 2 against 99.9%."""
+
+    def mirror(qps, weight=None):
+        def edit(data):
+            canary = {"kind": "mirror", "loadTest": {"qps": qps}}
+            if weight is not None:
+                canary["analysis"] = {"mirrorWeight": weight}
+            traffic(data, "checkout")["canary"] = canary
+            for caller in service(data, "checkout")["callers"]:
+                caller["methods"] = ["GET"]
+
+        return edit
+
+    p = problem(refusal("production", mirror(10)), f"{CHECKOUT}.canary.loadTest.qps")
+    assert "50% of them mirrored to the canary" in p.allowed and "a burn rate of 2 " in p.allowed
+    assert "Use qps 20 or more" in p.allowed
+    accepted("production", mirror(20))
+    accepted("production", mirror(10, weight=100))
+    refusal("production", mirror(19))
 
 
 def test_a_grpc_only_canary_needs_its_own_load_test():

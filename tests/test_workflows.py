@@ -556,6 +556,25 @@ def test_no_job_a_pull_request_can_start_reaches_production_credentials():
                 assert "secrets." not in str(job), f"{name}:{job_name}: a secret outside one"
 
 
+def test_no_workflow_a_pull_request_triggers_asks_for_the_production_runner():
+    """The production runner's egress is in production's control-plane allow-list; a job a PR
+    triggers (whose workflow the PR may have edited) never asks for it or for any self-hosted
+    runner. The runner group's workflow restriction enforces it on GitHub (docs/review.md)."""
+    checked = 0
+    for name in ALL:
+        doc = load(name)
+        if not triggers(doc) & PR_TRIGGERS:
+            continue
+        for job_name, job in doc["jobs"].items():
+            runs_on = json.dumps(job.get("runs-on", ""))
+            assert "PRODUCTION_RUNNER" not in runs_on, f"{name}:{job_name}"
+            assert "self-hosted" not in runs_on, f"{name}:{job_name}"
+            checked += 1
+    assert checked >= 2
+    uses = [n for n in ALL if "vars.PRODUCTION_RUNNER" in (WORKFLOWS / n).read_text()]
+    assert sorted(uses) == ["deploy.yml", "drift.yml"], uses
+
+
 def test_each_environment_holds_one_stacks_credentials_and_has_one_role():
     """One environment per stack and role, so no passphrase or token serves two stacks:
     `<stack>` deploys (production's with required reviewers), `<stack>-unattended` runs jobs
@@ -891,11 +910,12 @@ def _config_step(
 
 
 def test_the_backup_checks_production_against_its_configured_root(tmp_path):
-    """The stack's config is backed up with its secrets (the committed stack file holds none)
-    and the check reads its root from it. The stacks whose tier requires a configured mesh root
-    (production) must have one: without it the step fails. A stack that may keep its root in
-    state is checked against that one when it sets none. And a failing `pulumi config` (a wrong
-    passphrase) fails the step for every stack instead of silently skipping the comparison."""
+    """The stack's config is backed up with its secrets (the committed `secure:` values decrypt
+    only with the stack's own key) and the check reads its root from it. The stacks whose tier
+    requires a configured mesh root (production) must have one: without it the step fails. A
+    stack that may keep its root in state is checked against that one when it sets none. And a
+    failing `pulumi config` (a wrong passphrase) fails the step for every stack instead of
+    silently skipping the comparison."""
     from components.config import secret_requirement
 
     root = {"service-mesh:meshCaRootCert": {"value": "-----BEGIN CERT", "secret": True}}

@@ -219,7 +219,11 @@ def reconcile(
         validator = jsonschema.Draft7Validator(schemas[name])
         for error in sorted(validator.iter_errors(props), key=lambda e: list(e.path)):
             at = ".".join(str(p) for p in error.path)
-            problems.append(f"{name}{'.' + at if at else ''}: {error.message}")
+            message = error.message
+            if error.validator == "additionalProperties":
+                declared = sorted(schemas[name].get("properties") or {})
+                message += f"; allowed: {', '.join(declared) or 'no properties'}"
+            problems.append(f"{name}{'.' + at if at else ''}: {message}")
     if problems:
         raise PolicyInputError(f"{where}: invalid policy config: " + "; ".join(problems))
     return result

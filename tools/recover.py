@@ -30,6 +30,7 @@ from typing import Any
 
 from tools.recovery.check import check
 from tools.recovery.plan import recovery_plan
+from tools.recovery.root_ca import read_root_cert
 from tools.recovery.runbook import render_plan
 from tools.recovery.state import RecoverInputError, load_config_backup, load_export, urn_stack
 
@@ -82,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         doc = load_export(args.export)
         if args.command == "check":
-            if args.root_cert is not None and not args.root_cert.is_file():
-                raise RecoverInputError(f"--root-cert {args.root_cert}: no such file")
-            root = args.root_cert.read_text() if args.root_cert else None
+            root = read_root_cert(args.root_cert) if args.root_cert else None
             config = load_config_backup(args.config) if args.config else None
             report = check(doc, args.stack, _program(args.stack, args.stack_file), root, config)
             for line in report.refusals:

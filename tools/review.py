@@ -300,6 +300,8 @@ def _summary(r: StackReview) -> list[str]:
         lines += _capped(_replacement_lines(replaced))
     if r.secrets_unknown:
         lines.append(f"⚠️ {r.secrets_unknown}")
+    for d in r.diffs:
+        lines += [f"⚠️ `{d.type}` **{d.name}**: {_short(c, 400)}" for c in d.cautions]
     unknown = sorted({d.type for d in r.diffs if not d.known_type})
     if unknown:
         lines.append(
@@ -587,6 +589,7 @@ def render_json(reviews: list[StackReview]) -> dict[str, Any]:
                         "blocker": d.blocker,
                         "refused": d.refused,
                         "retained": d.retained,
+                        "cautions": d.cautions,
                         "knownType": d.known_type,
                         "reasons": d.reasons,
                         "changes": [_change_json(c) for c in d.changes],

@@ -229,6 +229,8 @@ class ResourceDiff:
     refused: list[str] = field(default_factory=list)
     # Deleted from the program but `retainOnDelete` in the state: Pulumi only forgets it.
     retained: bool = False
+    # What to check before applying an update that may still go wrong (`_caution`).
+    cautions: list[str] = field(default_factory=list)
 
     @property
     def blocker(self) -> bool:
@@ -261,13 +263,6 @@ def _forces(
     if rule.condition == "version-decrease":
         if _version(change.new) < _version(change.old):
             return f"version goes down ({change.old} -> {change.new}): {rule.source}"
-        if change.path in _ignored(old) and change.path not in _ignored(new):
-            return (
-                f"may replace: the base left {change.path} to the cloud (ignore_changes: DOKS "
-                f"upgrades it), so the live one is unknown offline; a live version above "
-                f"{change.new} goes down, which replaces ({rule.source}). Compare with "
-                "`doctl kubernetes cluster get <name> --format Version` first"
-            )
         return None
     if rule.condition == "cluster-identifier":
         o, n = old["inputs"].get("clusterIdentifier"), new["inputs"].get("clusterIdentifier")
@@ -289,6 +284,27 @@ def _forces(
             why = "it is immutable" if immutable else f"the provider does not set {flag}"
             return f"{change.path} changes and {why} ({rule.source})"
     return None
+
+
+def _caution(
+    rule: review_replace.TypeRule, change: Change, old: dict[str, Any], new: dict[str, Any]
+) -> str | None:
+    """What may still go wrong with a change the table calls an update: a version pinned in
+    the same minor the base left to DOKS (which applies that minor's patches in its window) may
+    be below the live one, and a lower version replaces the cluster. A higher minor is never
+    below the live version."""
+    if rule.condition != "version-decrease" or change.path != "version":
+        return None
+    if change.path not in _ignored(old) or change.path in _ignored(new):
+        return None
+    if _version(change.new)[:2] != _version(change.old)[:2]:
+        return None
+    return (
+        f"version {change.new} is pinned in the minor the base left to DOKS, which may have "
+        f"patched the live cluster past it offline unseen: a live version above {change.new} "
+        f"would go down, which replaces the cluster ({rule.source}). Compare with "
+        "`doctl kubernetes cluster get <name> --format Version` first"
+    )
 
 
 def _ignored(record: dict[str, Any]) -> list[str]:
@@ -380,6 +396,9 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
             if refusals := _refusals(rule, c):
                 d.refused += refusals
                 c.reason = c.reason or refusals[0]
+            if not c.replaces and rule is not None and (caution := _caution(rule, c, o, n)):
+                d.cautions.append(caution)
+                c.reason = c.reason or caution
         d.changes = changes
         d.reasons = [c.reason for c in changes if c.replaces]
         d.action = "replace" if d.reasons else "update"
@@ -424,9 +443,12 @@ def _propagate(diffs: dict[str, ResourceDiff], old: Plan, new: Plan) -> None:
             if provider in fresh:
                 reasons.append(f"its provider {new.resources[provider]['name']} is replaced")
             rule = review_replace.rule(rec["type"])
+            kept = _ignored(rec)
             for dep in fresh & set(rec.get("dependencies") or []):
                 name = new.resources[dep]["name"]
                 for p in _paths_holding(rec.get("inputs"), tokens.get(dep, set())):
+                    if any(review_replace.covers(q, p) for q in kept):
+                        continue  # `pulumi up` keeps the state's value there
                     change = Change(p, "changed", _at(rec["inputs"], p), f"{UNKNOWN} ({name})")
                     forced = rule is not None and (
                         any(review_replace.covers(q, p) for q in rule.paths)

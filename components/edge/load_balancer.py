@@ -29,8 +29,10 @@ EVERYWHERE = ["0.0.0.0/0", "::/0"]
 def load_balancer_name(vpc_name: str) -> str:
     """Follows the VPC's name, which is unique per region and range: a new VPC replaces the
     load balancer too (`vpc_uuid` and `region` force it), and the replacement is created
-    before the old one is deleted, so a name fixed per stack would be taken (DigitalOcean
-    refuses a second load balancer of one name). A rename alone is an update."""
+    before the old one is deleted, so a name fixed per stack may be taken: the API's
+    validation refuses a second load balancer of one name ("There is already a load balancer
+    with that name", reported in digitalocean-cloud-controller-manager issue #910; the API
+    specification does not say it). A rename alone is an update, so this costs nothing."""
     return f"{vpc_name}-ingress"
 
 

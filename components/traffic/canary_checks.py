@@ -181,29 +181,36 @@ def _load_test_problems(
     """The default load test must send enough requests per interval that one failed request
     stays within `maxBurnRate`: below that, a single error fails a check (a tiny test, e.g.
     qps 1, concurrency 1, against 99.9% burns 20 times the budget on one 5xx). Real traffic on a
-    progressive canary only adds requests, so the load test alone is the floor."""
+    progressive canary only adds requests, so the load test alone is the floor. A mirror
+    canary gets only `mirrorWeight` % of them: the load test calls the service, and Flagger
+    copies that share to the canary."""
     canary = svc.canary
     assert canary is not None and analysis.interval is not None
     test = canary.load_test
     if test.cmd is not None or analysis.max_burn_rate is None:
         return []
+    share = Decimal(1)
+    if canary.kind == "mirror" and analysis.mirror_weight is not None:
+        share = Decimal(analysis.mirror_weight) / 100
     sent = load_requests(test, analysis.interval)
+    seen = sent * share
     max_burn = Decimal(str(analysis.max_burn_rate))
     seconds = load_seconds(analysis.interval)
+    mirrored = f", {num(share * 100)}% of them mirrored to the canary" if share != 1 else ""
     problems: list[Problem] = []
     for objective in objectives_of(svc, objectives):
         for sli in canary_slis(objective):
             allowed = budget(sli.target)
-            if sent * allowed * max_burn >= 1:
+            if seen * allowed * max_burn >= 1:
                 continue
-            needed = math.ceil(1 / (allowed * max_burn * test.concurrency * seconds))
+            needed = math.ceil(1 / (allowed * max_burn * share * test.concurrency * seconds))
             problems.append(
                 Problem(
                     f"{key}.qps",
                     test.qps,
                     f"sends {sent} requests per {analysis.interval} interval (qps {test.qps} per "
-                    f"worker x concurrency {test.concurrency} x {seconds} s), so one failed "
-                    f"request is a burn rate of {num(1 / (sent * allowed))} against "
+                    f"worker x concurrency {test.concurrency} x {seconds} s{mirrored}), so one "
+                    f"failed request is a burn rate of {num(1 / (seen * allowed))} against "
                     f"{objective.name}'s {sli.kind} {num(sli.target)}%, above maxBurnRate "
                     f"{num(max_burn)}: a single error would fail a check. Use qps {needed} or "
                     "more (or raise concurrency, or the interval)",

@@ -43,10 +43,16 @@ KUBERNETES_COMPONENTS = REMOTE_COMPONENTS | {
 def clean_url(url: str) -> str:
     """A URL or chart reference fit for a message: no `user:password@` (a password may itself
     contain `@`), no query, no fragment; a reference without a scheme loses its query too."""
+    text = url.strip()
+    if "://" not in text:
+        # No scheme: `user:pass@host/x` would parse as scheme `user`; what precedes the last
+        # `@` before the path is credentials.
+        head, slash, path = text.partition("/")
+        return re.split(r"[?#]", head.rpartition("@")[2] + slash + path, maxsplit=1)[0]
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(text)
     except ValueError:  # e.g. an unbalanced `[` in the host: keep only what cannot be secret
-        return re.split(r"[?#]", url.strip().rpartition("@")[2], maxsplit=1)[0]
+        return re.split(r"[?#]", text.rpartition("@")[2], maxsplit=1)[0]
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 

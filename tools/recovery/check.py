@@ -101,8 +101,8 @@ def check(
 def _check_config(
     config: dict[str, Any], doc: dict[str, Any], want: str | None, refuse: Any, warn: Any
 ) -> None:
-    """The config backup: every value present (`config set-all --json` refuses a nil one, and
-    `pulumi config --json` writes none for a secret without --show-secrets), its root the
+    """The config backup: every value present (`pulumi config --json` writes none for a secret
+    without --show-secrets, and the restore would set it empty), its root the
     expected one, and the secrets the stack's tier needs present. Names keys, never values."""
     from tools.engine import NAMESPACE, offline_secrets
 

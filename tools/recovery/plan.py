@@ -15,6 +15,7 @@ from tools.recovery.state import (
     PROJECT_RESOURCES,
     REGIONAL_TYPES,
     SPACES_BUCKET,
+    cluster_of,
     declared,
     is_provider,
     ref_urn,
@@ -62,14 +63,7 @@ def lost_urns(resources: list[dict[str, Any]], lost: str) -> set[str]:
     there. Never a provider: a refresh reads no provider resource and drops none (pulumi
     pkg/resource/deploy/deployment_executor.go refresh: "expected non-provider resource"), so
     the Kubernetes provider stays in state and is updated with the new cluster's kubeconfig."""
-    region = next(
-        (
-            (r.get("inputs") or {}).get("region")
-            for r in resources
-            if r.get("type") == CLUSTER_TYPES[0]
-        ),
-        None,
-    )
+    region = ((cluster_of(resources) or {}).get("inputs") or {}).get("region")
     out = {r["urn"] for r in resources if r.get("type") in CLUSTER_TYPES}
     providers = {r["urn"] for r in resources if r.get("type") == K8S_PROVIDER}
     for r in resources:
@@ -260,9 +254,7 @@ def _notes(doc: dict[str, Any], lost: str, plan: RecoveryPlan) -> list[str]:
             "Everything in the cluster is recreated under the same URNs; metrics, traces and "
             "dev/staging logs start empty, Flagger keeps no promotion state (docs/recovery.md).",
         ]
-        cluster = next(
-            (r for r in doc["deployment"]["resources"] if r.get("type") == CLUSTER_TYPES[0]), None
-        )
+        cluster = cluster_of(doc["deployment"]["resources"])
         inputs = (cluster or {}).get("inputs") or {}
         if cluster is not None and inputs.get("destroyAllAssociatedResources") is False:
             notes.append(

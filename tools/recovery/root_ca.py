@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from tools.recovery.state import (
@@ -31,6 +32,27 @@ def first_pem(text: str) -> str:
 PLACEHOLDER_FINGERPRINT = "sha256-text:"
 
 
+def read_root_cert(path: Path) -> str:
+    """The escrowed `root-cert.pem` given as `--root-cert`: a PEM certificate, or a clear
+    error (exit 2) naming the file, never a traceback or a mismatch that only looks like a
+    finding (a DER file, or the root's key given by mistake)."""
+    if not path.is_file():
+        raise RecoverInputError(f"--root-cert {path}: no such file")
+    try:
+        text = path.read_bytes().decode("ascii")
+    except UnicodeDecodeError:
+        raise RecoverInputError(
+            f"--root-cert {path}: not text; expected the PEM certificate root-cert.pem "
+            "(-----BEGIN CERTIFICATE-----), not DER"
+        ) from None
+    if fingerprint(first_pem(text)).startswith(PLACEHOLDER_FINGERPRINT):
+        raise RecoverInputError(
+            f"--root-cert {path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----); "
+            "expected the escrowed root-cert.pem, not root-key.pem"
+        )
+    return text
+
+
 def fingerprint(pem: str) -> str:
     """SHA-256 of the certificate's DER, as `openssl x509 -fingerprint -sha256` shows it; for a
     text that is not a certificate (the offline engine's placeholders), of the text."""
@@ -55,20 +77,21 @@ def cacerts_object(resources: Iterable[dict[str, Any]], open_: Any) -> dict[str,
     return None
 
 
-def export_root_fingerprint(doc: dict[str, Any]) -> str | None:
-    data = cacerts_object(doc["deployment"]["resources"], plaintext)
+def _root_of(data: Any) -> str | None:
+    """The fingerprint of a `cacerts` Secret's root, or None when it holds none."""
     if not isinstance(data, dict) or not isinstance(data.get("root-cert.pem"), str):
         return None
     return fingerprint(first_pem(data["root-cert.pem"]))
+
+
+def export_root_fingerprint(doc: dict[str, Any]) -> str | None:
+    return _root_of(cacerts_object(doc["deployment"]["resources"], plaintext))
 
 
 def program_root_fingerprint(program: Any) -> str | None:
     """The root the program writes into `cacerts` for the stack's current config."""
     entries = [{"type": r.type, "inputs": r.wire_inputs} for r in program.resources]
-    data = cacerts_object(entries, wire_plaintext)
-    if not isinstance(data, dict) or not isinstance(data.get("root-cert.pem"), str):
-        return None
-    return fingerprint(first_pem(data["root-cert.pem"]))
+    return _root_of(cacerts_object(entries, wire_plaintext))
 
 
 def state_root_fingerprint(doc: dict[str, Any]) -> str | None:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from tools.recovery.root_ca import state_root_fingerprint
 from tools.recovery.state import (
-    CLUSTER_TYPES,
     PROJECT_RESOURCES,
     REGIONAL_TYPES,
     SPACES_BUCKET,
+    cluster_of,
     declared,
 )
 
@@ -100,9 +100,10 @@ def commands(
     project pins 3.272.0): `stack init` = `stack new` with `--secrets-provider`
     (pkg/cmd/pulumi/stack/stack_new.go); `stack import --file` (stack_import.go); `stack
     change-secrets-provider <provider>`, re-encrypting config and state
-    (stack_change_secrets_provider.go); `config set --path`, `config set-all --json` in the format
-    of `config --show-secrets --json` (pkg/cmd/pulumi/config/config.go newConfigSetAllCmd,
-    configValueJSON); `state delete --target-dependents --force --yes`, several URNs ordered
+    (stack_change_secrets_provider.go); `config set --path`, `config set --secret KEY` reading the
+    value from stdin when it is not a terminal, and `config --show-secrets --json` writing
+    `{key: {value, objectValue, secret}}` (pkg/cmd/pulumi/config/config.go, configValueJSON);
+    `state delete --target-dependents --force --yes`, several URNs ordered
     dependents first (pkg/cmd/pulumi/state/state_delete.go); `state unprotect --yes`
     (state_unprotect.go); `refresh --run-program --yes --clear-pending-creates
     --import-pending-creates` (pkg/cmd/pulumi/operations/refresh.go); `import <type> <name> <id>
@@ -130,9 +131,11 @@ def commands(
         "pulumi login <backend>  # the same backend, or a new one (Pulumi Cloud or DIY)",
         f"pulumi stack init {stack} --secrets-provider passphrase  # the SAME stack name",
         *_secrets_provider_lines(doc, stack),
-        f"pulumi config set-all --json \"$(jq -c 'with_entries(select(.value.secret))' "
-        f'"$d/config.json")" {s}  # the secret config (the plain config is the tracked file); '
-        "the argument shows in `ps`: on a single-user machine",
+        "jq -r 'to_entries[] | select(.value.secret) | .key' \"$d/config.json\" | "
+        'while read -r key; do jq -j --arg k "$key" \'.[$k].value\' "$d/config.json" | '
+        f'pulumi config set --secret "$key" {s}; done'
+        "  # the secret config, each value on stdin (never in `ps`); the plain config is the "
+        "tracked file",
         f'pulumi stack import --file "$d/import.json" {s}',
         f"pulumi stack change-secrets-provider default {s}  # only to go back to the Pulumi "
         "Cloud secrets service",
@@ -143,9 +146,7 @@ def commands(
         "read -rs DIGITALOCEAN_ACCESS_TOKEN && export DIGITALOCEAN_ACCESS_TOKEN"
         "  # for doctl (the kubeconfig's exec credential) and the provider",
     ]
-    cluster = next(
-        (r for r in doc["deployment"]["resources"] if r.get("type") == CLUSTER_TYPES[0]), None
-    )
+    cluster = cluster_of(doc["deployment"]["resources"])
     if cluster is not None and cluster.get("id"):
         cmds.append(
             f"doctl kubernetes cluster get {cluster['id']}  # confirm the loss first: "
@@ -254,7 +255,7 @@ def render_plan(plan: RecoveryPlan) -> str:
     lines += [
         "",
         f"Estimated recovery time: about {plan.minutes:.0f} minutes along the longest dependency "
-        "chain (typical create times in tools/recover.py CREATE_MINUTES; estimates, not "
+        "chain (typical create times in tools/recovery/plan.py CREATE_MINUTES; estimates, not "
         "measurements)",
     ]
     lines += ["", *plan.notes]

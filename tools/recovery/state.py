@@ -5,6 +5,7 @@ providers, not the objects a v4 Chart renders). Pure: no Pulumi."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def load_export(path: Path) -> dict[str, Any]:
 
 def load_config_backup(path: Path) -> dict[str, Any]:
     """A `pulumi config --show-secrets --json` file: `{key: {value, objectValue?, secret}}`
-    (configValueJSON, pulumi pkg/cmd/pulumi/config/config.go), what `config set-all --json`
-    reads back."""
+    (configValueJSON, pulumi pkg/cmd/pulumi/config/config.go), whose secrets the runbook pipes
+    back one by one into `config set --secret KEY`."""
     if not path.is_file():
         raise RecoverInputError(f"--config {path}: no such file")
     try:
@@ -106,6 +107,11 @@ def _rendered_by_chart(r: dict[str, Any], by_urn: dict[str, dict[str, Any]]) -> 
             return True
         parent = found.get("parent")
     return False
+
+
+def cluster_of(resources: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The export's DOKS cluster record, if it has one."""
+    return next((r for r in resources if r.get("type") == CLUSTER_TYPES[0]), None)
 
 
 def tracked(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
