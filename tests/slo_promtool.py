@@ -60,6 +60,9 @@ class Scenario:
     phases: list[Phase]
     alerts: list[tuple[int, str, bool]] = field(default_factory=list)  # minute, severity, fires
     exprs: list[tuple[int, str, int | None]] = field(default_factory=list)  # None: no sample
+    # From this minute every pod of the service is gone: its server-side series end (a
+    # staleness marker, then nothing) and the clients' sidecars answer each request 503 UH.
+    gone_after: int | None = None
 
 
 def page_deadline(target: float) -> int:
@@ -131,6 +134,16 @@ def _scenarios(sli: Sli, sel: str) -> list[Scenario]:
             [(m, sev, False) for m in (120, 180) for sev in ("page", "ticket")],
         ),
     ]
+    if sli.kind == "availability":
+        out.append(
+            Scenario(
+                "every pod gone: the clients' 503s (no healthy upstream) page",
+                [(60, base), (outage, Decimal(1))],
+                [(60, "page", False), (60 + deadline, "page", True)],
+                [(60 + deadline, f"slo:sli_error:ratio_rate5m{sel}", 1)],
+                gone_after=60,
+            )
+        )
     if (in_1h + (60 - in_1h) * base) / 60 > Decimal(str(FAST.factor)) * b:
         # The long windows alone would still page: the short ones are what resets it.
         out[0].exprs.append(
@@ -178,7 +191,11 @@ def _series(metric: str, labels: dict[str, str]) -> str:
 
 
 def _input_series(
-    o: SloObjective, sli: Sli, phases: list[Phase], services: Sequence[str] = ()
+    o: SloObjective,
+    sli: Sli,
+    phases: list[Phase],
+    services: Sequence[str] = (),
+    gone_after: int | None = None,
 ) -> list[dict[str, str]]:
     """Destination-reported traffic for the objective plus decoys that fail everything.
 
@@ -207,6 +224,7 @@ def _input_series(
         {"reporter": "destination", **who, **dest, "destination_service_namespace": "other"},
     ]
     out: list[tuple[str, list[Decimal], Decimal]] = []
+    own: set[int] = set()  # indices into `out` of the service's own server-side series
 
     def mine(metric: str, labels: dict[str, str], incs: list[Decimal], failed: bool) -> None:
         """The objective's own requests, under each Service their workload is behind (an
@@ -214,6 +232,7 @@ def _input_series(
         workload, names = failing if failed else healthy
         share = Decimal(len(names))
         for name in names:
+            own.add(len(out))
             series = {
                 "reporter": "destination",
                 **who,
@@ -268,12 +287,55 @@ def _input_series(
         for d in decoys + failed:
             out.append((_series(metric, {**d, "le": threshold}), none, start))
             out.append((_series(metric, {**d, "le": "+Inf"}), all_bad, start))
+    if gone_after is not None:
+        return _pods_gone(o, out, own, minutes, gone_after, who, dest)
     # Envoy exports a label combination only once it has been seen: no 5xx, no 5xx series.
     return [
         {"series": s, "values": _values(incs, first)}
         for s, incs, first in out
         if first or any(incs)
     ]
+
+
+def _pods_gone(
+    o: SloObjective,
+    out: list[tuple[str, list[Decimal], Decimal]],
+    own: set[int],
+    minutes: list[Decimal | None],
+    gone_after: int,
+    who: dict[str, str],
+    dest: dict[str, str],
+) -> list[dict[str, str]]:
+    """The service's server-side series end at `gone_after` (a staleness marker, as when its
+    pods are deleted); from then each request is the client sidecar's 503 with flag UH
+    (`reporter="source"`), the only report left. Decoys go on: the other services' and a
+    client-reported UH of another service, which must not count."""
+    series = []
+    for i, (name, incs, first) in enumerate(out):
+        if i in own:
+            if first or any(incs[:gone_after]):
+                series.append(
+                    {"series": name, "values": _values(incs[:gone_after], first) + " stale"}
+                )
+        elif first or any(incs):
+            series.append({"series": name, "values": _values(incs, first)})
+    after = [Decimal(0) if r is None else PER_MINUTE for r in minutes[gone_after:]]
+    uh = {"response_code": "503", "response_flags": "UH"}
+    unreached = {"reporter": "source", **who, **dest, **uh}
+    other = {**unreached, "destination_service_name": f"{o.service}-x"}
+    series.append(
+        {
+            "series": _series("istio_requests_total", unreached),
+            "values": f"_x{gone_after} {_values(after)}",
+        }
+    )
+    series.append(
+        {
+            "series": _series("istio_requests_total", other),
+            "values": _values([PER_MINUTE] * len(minutes)),
+        }
+    )
+    return series
 
 
 def _test_group(
@@ -301,7 +363,7 @@ def _test_group(
     group: dict[str, Any] = {
         "name": f"{o.name} {sli.kind}: {sc.name}",
         "interval": "1m",
-        "input_series": _input_series(o, sli, sc.phases, services),
+        "input_series": _input_series(o, sli, sc.phases, services, sc.gone_after),
         "alert_rule_test": alerts,
     }
     if exprs:

@@ -268,18 +268,27 @@ def test_every_recorded_series_names_its_objective_and_service():
 ISTIO_SELECTOR = re.compile(r"(istio_\w+)\{([^}]*)\}")
 
 
-def test_only_the_destination_reporter_is_counted_and_only_this_service():
+def test_the_server_reports_are_counted_and_the_client_s_only_for_what_no_server_saw():
+    """Every selector is this service's; the server-side reporter everywhere, except the
+    requests the client's Envoy failed for want of an endpoint (UH, UF, UO), which no server
+    reports, and which only the availability SLI counts."""
     for o in ALL:
         selectors = [m for r in rules(o) for m in ISTIO_SELECTOR.findall(r["expr"])]
         assert selectors
+        sources = 0
         for _, sel in selectors:
             matchers = sel.split(",")
-            assert matchers[:3] == [
-                'reporter="destination"',
+            assert matchers[1:3] == [
                 f'destination_service_name="{o.service}"',
                 f'destination_service_namespace="{o.namespace}"',
             ], sel
             assert sum(m.startswith("reporter") for m in matchers) == 1
+            if matchers[0] == 'reporter="source"':
+                assert sel.endswith("," + ",".join(slo.UNREACHED)), sel
+                sources += 1
+            else:
+                assert matchers[0] == 'reporter="destination"', sel
+        assert sources > 0
 
 
 def test_a_canaried_service_is_counted_under_every_service_in_front_of_its_pods():
@@ -308,11 +317,14 @@ def test_a_canaried_service_is_counted_under_every_service_in_front_of_its_pods(
 
 def test_availability_counts_5xx_and_grpc_server_errors_latency_only_successful_requests():
     avail, latency = slo.slis(PAYMENTS)
-    http, grpc = re.findall(r"rate\(istio_requests_total\{([^}]*)\}", avail.bad)
+    http, grpc, unreached = re.findall(r"rate\(istio_requests_total\{([^}]*)\}", avail.bad)
     assert http.endswith(',response_code=~"5.."') and "grpc" not in http
     assert grpc.endswith(',grpc_response_status=~"2|4|13|14|15"') and "response_code" not in grpc
+    assert unreached.startswith('reporter="source"') and "grpc" not in unreached
     assert avail.bad.startswith("sum(rate(") and " or rate(" in avail.bad  # one count per series
-    assert "response_code" not in avail.total and "grpc" not in avail.total
+    served, unreached_too = re.findall(r"rate\(istio_requests_total\{([^}]*)\}", avail.total)
+    assert "response_code" not in served and "grpc" not in served
+    assert unreached_too == unreached, "what no server saw is in both, or the ratio is off"
     assert avail.total.startswith("sum(rate(istio_requests_total{")
     plus_inf = latency.total
     assert plus_inf.startswith("sum(rate(istio_request_duration_milliseconds_bucket{")
@@ -461,8 +473,10 @@ def test_generated_tests_cover_every_scenario_for_every_sli_and_state_full_label
         "burn just over 6x over 6h",
         "slow burn (2x) tickets and does not page",
         "no traffic raises nothing",
+        PODS_GONE,
     } <= scenarios
-    assert len(tests) == len(scenarios) * 5  # search: 1 SLI, checkout and payments: 2 each
+    # search: 1 SLI, checkout and payments: 2 each; the pods-gone outage for availability only
+    assert len(tests) == (len(scenarios) - 1) * 5 + 3
     for t in tests:
         for case in t["alert_rule_test"]:
             for exp in case["exp_alerts"]:
@@ -513,6 +527,7 @@ CASE_SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 CANARY_MISSED = "broken: a canaried service's rules select its own Service only"
 OUTAGE = "full outage pages, and stops once the short windows recover"
+PODS_GONE = "every pod gone: the clients' 503s (no healthy upstream) page"
 
 
 def _case_tests(name: str) -> dict[str, Any]:
@@ -565,9 +580,22 @@ MUTATIONS = [
     ),
     # A request that is both a 5xx and a gRPC error counted twice: 1.25x the real burn.
     (
-        " or rate(istio_requests_total{",
-        ") + sum(rate(istio_requests_total{",
+        ' or rate(istio_requests_total{reporter="destination"',
+        ') + sum(rate(istio_requests_total{reporter="destination"',
         ["burn just under 14.4x over 1h"],
+    ),
+    # The requests no server saw (every pod gone) not counted: the outage has no data.
+    (
+        'response_flags=~"(.*,)?(UH|UF|UO)(,.*)?"',
+        'response_flags=~"NONE"',
+        [PODS_GONE],
+    ),
+    # Every client-reported 5xx counted, not only those no server saw: each failure twice, and
+    # the decoy (another client's 503s) spends the budget of a healthy service.
+    (
+        ',response_code=~"5..",response_flags=~"(.*,)?(UH|UF|UO)(,.*)?"',
+        "",
+        ["healthy traffic without a single error"],
     ),
     # Latency over all requests: this service's slow 503s spend the latency budget.
     (

@@ -35,6 +35,12 @@ KIND = "PrometheusRule"
 HTTP_ERROR = 'response_code=~"5.."'
 GRPC_ERROR = 'grpc_response_status=~"2|4|13|14|15"'
 NOT_FAILED = ('response_code!~"5.."', 'grpc_response_status!~"2|4|13|14|15"')
+# A request that never reached the service: the client's own Envoy answered 5xx because no
+# endpoint was healthy (UH), the connection failed (UF) or the pool overflowed (UO). No
+# destination sidecar saw it, so only the client reports it (reporter="source"): when every pod
+# is gone, these are the only requests left, and without them a full outage had no data and
+# paged nobody. Envoy joins several flags with commas.
+UNREACHED = ('response_code=~"5.."', 'response_flags=~"(.*,)?(UH|UF|UO)(,.*)?"')
 
 
 # --- PromQL ------------------------------------------------------------------------------------
@@ -74,15 +80,17 @@ def le_matcher(bound: float) -> str:
 def slis(
     o: SloObjective, selector: Sequence[str] | None = None, services: Sequence[str] = ()
 ) -> list[Sli]:
-    """Availability always, latency when configured; both count server-side reports only
-    (reporter="destination"): adding the client-side ones would count each request twice.
+    """Availability always, latency when configured; both count server-side reports
+    (reporter="destination"): adding the client-side ones would count each request twice. The
+    exception is what no server saw (`UNREACHED`), which only a client can report.
     `services`: every Kubernetes Service the requests may be reported under (default: the
     objective's own; a canaried service's are `MeshService.service_names`, so its canary's
     failures spend the budget too). `selector` replaces the service's label matchers: a
     canary's MetricTemplate judges one workload by the same SLI
     (components/traffic/canary.py).
 
-    Availability: failed requests (HTTP 5xx, or a gRPC server error behind HTTP 200) over all.
+    Availability: failed requests (HTTP 5xx, or a gRPC server error behind HTTP 200) over all,
+    counting requests no endpoint could take (`UNREACHED`, client-reported) as failed.
     Latency: among requests that did NOT fail, the share slower than the threshold. A failure
     spends the availability budget only; counting it in latency too would let a flood of fast
     503s make the latency SLI look better, and slow timeouts spend two budgets at once."""
@@ -92,17 +100,22 @@ def slis(
     def rate(metric: str, *extra: str) -> str:
         return f"sum({_rate(metric, target, *extra)})"
 
+    requests = "istio_requests_total"
+    unreached = _rate(requests, target, *UNREACHED, reporter="source")
+    # `or`: a series with both a 5xx and a gRPC error counts once; the unreached ones are other
+    # series (another reporter), so `or` adds them, and a sum over no series is no sample.
     failed = (
-        f"sum({_rate('istio_requests_total', target, HTTP_ERROR)} or "
-        f"{_rate('istio_requests_total', target, GRPC_ERROR)})"
+        f"sum({_rate(requests, target, HTTP_ERROR)} or "
+        f"{_rate(requests, target, GRPC_ERROR)} or {unreached})"
     )
     out = [
         Sli(
             "availability",
             o.availability,
-            failed,  # `or`: a series with both a 5xx and a gRPC error counts once
-            rate("istio_requests_total"),
-            "requests answered without a server error (HTTP 5xx or gRPC server status)",
+            failed,
+            f"sum({_rate(requests, target)} or {unreached})",
+            "requests answered without a server error (HTTP 5xx or gRPC server status, or no "
+            "healthy endpoint to answer)",
         )
     ]
     if o.latency:
@@ -132,8 +145,8 @@ def service_matchers(o: SloObjective, services: Sequence[str] = ()) -> tuple[str
     )
 
 
-def _rate(metric: str, target: Sequence[str], *extra: str) -> str:
-    sel = ['reporter="destination"', *target, *extra]
+def _rate(metric: str, target: Sequence[str], *extra: str, reporter: str = "destination") -> str:
+    sel = [f'reporter="{reporter}"', *target, *extra]
     return f"rate({metric}{{{','.join(sel)}}}[$window])"
 
 
