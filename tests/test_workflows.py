@@ -1170,3 +1170,61 @@ def test_the_backup_report_opens_and_closes_issues_per_stack(tmp_path):
             "state_reason": "completed",
         }
     ]
+
+
+INSTALL_DOCTL = ROOT / ".github" / "scripts" / "install-doctl"
+
+
+def _fake_release(tmp_path, good: bool) -> dict[str, str]:
+    """A fake `curl -fsSLO URL` serving a doctl release: the tarball, and a checksum file that
+    matches it or not."""
+    import hashlib
+    import io
+    import tarfile
+
+    served = tmp_path / "served"
+    served.mkdir()
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        body = b"#!/bin/sh\necho doctl 1.166.0\n"
+        info = tarfile.TarInfo("doctl")
+        info.size, info.mode = len(body), 0o755
+        tar.addfile(info, io.BytesIO(body))
+    tarball = "doctl-1.166.0-linux-amd64.tar.gz"
+    (served / tarball).write_bytes(data.getvalue())
+    digest = hashlib.sha256(data.getvalue()).hexdigest() if good else "0" * 64
+    (served / "doctl-1.166.0-checksums.sha256").write_text(f"{digest}  {tarball}\n")
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "curl").write_text(
+        f'#!/bin/sh\nfor a; do url="$a"; done\ncp "{served}/$(basename "$url")" .\n'
+    )
+    (fake / "curl").chmod(0o755)
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    return {
+        "PATH": f"{fake}:{os.environ['PATH']}",
+        "RUNNER_TEMP": str(runner),
+        "GITHUB_PATH": str(tmp_path / "github_path"),
+    }
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_doctl_is_installed_only_when_its_checksum_matches(tmp_path, good):
+    """The one doctl install of the workflows: the release's tarball, checked against the
+    release's checksum file, into $RUNNER_TEMP/bin (no sudo), put on the job's PATH."""
+    env = _fake_release(tmp_path, good)
+    done = subprocess.run(
+        [str(INSTALL_DOCTL), "1.166.0"], env=env, capture_output=True, text=True, check=False
+    )
+    installed = Path(env["RUNNER_TEMP"]) / "bin" / "doctl"
+    if good:
+        assert done.returncode == 0, done.stderr
+        assert installed.is_file() and os.access(installed, os.X_OK)
+        assert Path(env["GITHUB_PATH"]).read_text().strip() == str(installed.parent)
+    else:
+        assert done.returncode != 0 and not installed.exists()
+        assert not Path(env["GITHUB_PATH"]).exists(), "nothing on PATH after a bad checksum"
+    users = [n for n in ALL if "install-doctl" in (WORKFLOWS / n).read_text()]
+    assert sorted(users) == ["deploy.yml", "drift.yml", "preview.yml"]
+    assert not any("doctl/releases/download" in (WORKFLOWS / n).read_text() for n in ALL)
