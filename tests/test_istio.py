@@ -159,6 +159,29 @@ def test_istiod_pdb_always_allows_one_eviction_when_more_than_one_replica(stack)
         assert evictions < replicas  # and it still protects something
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_rolls_one_pod_at_a_time_and_budgets_let_unhealthy_pods_go(stack):
+    """The chart's 100% surge would need a second full set of istiod pods on the system pool
+    (none fits beside two revisions: Pending, then Helm's rollback); one extra pod at a time,
+    and one old pod first only where others still serve the webhook. Every Istio budget lets a
+    pod that is not Ready be evicted, so one crashlooping pod never blocks node drains."""
+    run = stack_run(stack)
+    seen = []
+    for r in run.of_type(RELEASE):
+        v = normalize(r.inputs["values"])
+        chart = r.inputs["chart"]
+        seen.append(chart)
+        if chart == "istiod":
+            replicas = istiod_min_replicas(v)
+            assert v["rollingMaxSurge"] == 1
+            assert v["rollingMaxUnavailable"] == (1 if replicas > 1 else 0)
+            assert v["pdb"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+            assert "podAnnotations" not in v, "istiod runs no proxy: nothing to re-inject"
+        elif chart == "gateway":
+            assert v["podDisruptionBudget"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert seen.count("istiod") >= 1 and seen.count("gateway") >= 2, seen
+
+
 @pytest.mark.parametrize(
     ("stack", "ingress", "egress"),
     [("dev", (1, 2), (1, 1)), ("staging", (2, 5), (2, 3)), ("production", (3, 10), (2, 5))],

@@ -330,13 +330,18 @@ def test_p3_flips_stable_and_default_in_place_with_default_revision(phase):
     assert new_istiod in gateway.dependencies
 
 
-def test_p4_restarts_what_the_program_owns(phase):
+def test_p4_restarts_the_injected_pods_the_program_owns_and_not_istiod(phase):
+    """The gateways are re-injected with the control plane their revision selects; istiod runs
+    no proxy, and restarting both versions mid-upgrade would only reconnect every proxy."""
     p3, run = phase("P3"), phase("P4")
-    owned = {*releases(run, "istiod"), *releases(run, "gateway")}
-    assert changed_names(p3, run) == owned
+    owned = set(releases(run, "gateway"))
+    assert owned and changed_names(p3, run) == owned
     for name in owned:
         r = next(r for r in run.of_type(RELEASE) if r.inputs["name"] == name)
         assert values(r)["podAnnotations"][RESTART_ANNOTATION] == "1"
+    for name in releases(run, "istiod"):
+        r = next(r for r in run.of_type(RELEASE) if r.inputs["name"] == name)
+        assert RESTART_ANNOTATION not in (values(r).get("podAnnotations") or {})
     # PROXY protocol survives on the ingress gateway.
     ingress = values(releases(run, "gateway")[mesh.INGRESS_GATEWAY])
     assert "proxy.istio.io/config" in ingress["podAnnotations"]
@@ -736,3 +741,38 @@ def test_a_revision_override_for_an_undeclared_namespace_is_refused(tmp_path):
     assert "service-mesh:istio.namespaceRevisions.ghost = 'stable'" in str(run.error)
     assert "not a declared mesh namespace" in str(run.error)
     assert run.resources == []
+
+
+# --- the review of each step ----------------------------------------------------------------
+
+
+def _plan_of(tmp_path_factory, run: Run):
+    from tools.plan import write
+    from tools.review_diff import load_plan
+
+    out = tmp_path_factory.mktemp("plan")
+    write(run, out)
+    return load_plan(out)
+
+
+def test_the_review_refuses_moving_default_to_a_revision_the_same_up_installs(
+    phase, tmp_path_factory
+):
+    """istio-base's default validator points at istiod-<defaultRevision>, and istio-base is
+    upgraded before any istiod: adding a revision and giving it `default` in one up (P1 and P3
+    at once) breaks validation of every Istio object until the new istiod is ready. The
+    documented order has no such step; the shortcut is a blocker."""
+    from tools import review
+
+    plans = {name: _plan_of(tmp_path_factory, phase(name)) for name in ("P0", "P1", "P2", "P3")}
+    for a, b in (("P0", "P1"), ("P1", "P2"), ("P2", "P3")):
+        assert not any(d.hazards for d in review.diff_plans(plans[a], plans[b])), (a, b)
+    at_once = {**P1, "revisions": [rev(OLD), rev(NEW, "stable", "default", "canary")]}
+    tmp = tmp_path_factory.mktemp("at-once")
+    run = run_config(tmp, STACK, stack_with(at_once))
+    assert run.error is None, run.error
+    (base,) = [
+        d for d in review.diff_plans(plans["P0"], _plan_of(tmp_path_factory, run)) if d.hazards
+    ]
+    assert base.name == "istio-base" and base.blocker
+    assert f"istiod-{NEW}" in base.hazards[0] and "P1" in base.hazards[0]

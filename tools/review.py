@@ -275,6 +275,9 @@ def _blocker_line(r: StackReview, d: ResourceDiff) -> str:
     if d.refused:
         why = _short(d.refused[0], 400)
         return f"- **{r.stack}** refused change of `{d.type}` **{d.name}**: {why}"
+    if d.hazards:
+        why = _short(d.hazards[0], 500)
+        return f"- **{r.stack}** unsafe in one `up`: `{d.type}` **{d.name}**: {why}"
     why = d.reasons[0] if d.reasons else "removed from the program"
     unprotect = " (the new plan unprotects it: unprotect in its own change first)"
     return (
@@ -441,7 +444,8 @@ def render_markdown(reviews: list[StackReview], budget: int = BUDGET) -> str:
     blockers = [_blocker_line(r, d) for r in reviews for d in r.blockers]
     if blockers:
         head += [
-            "### ⛔ Blockers: protected resources replaced or deleted, changes the API refuses",
+            "### ⛔ Blockers: protected resources replaced or deleted, changes the API refuses or "
+            "that are unsafe in one `up`",
             *_capped(blockers),
             "",
         ]
@@ -590,6 +594,7 @@ def render_json(reviews: list[StackReview]) -> dict[str, Any]:
                         "refused": d.refused,
                         "retained": d.retained,
                         "cautions": d.cautions,
+                        "hazards": d.hazards,
                         "knownType": d.known_type,
                         "reasons": d.reasons,
                         "changes": [_change_json(c) for c in d.changes],

@@ -231,12 +231,16 @@ class ResourceDiff:
     retained: bool = False
     # What to check before applying an update that may still go wrong (`_caution`).
     cautions: list[str] = field(default_factory=list)
+    # Changes that break the running platform when made in one `up` (`_hazards`).
+    hazards: list[str] = field(default_factory=list)
 
     @property
     def blocker(self) -> bool:
-        """`pulumi up` stops here: protected in the state (the base plan) and replaced or
-        deleted, or a change the API refuses."""
-        return bool(self.refused) or (self.protect_old and self.action in ("replace", "delete"))
+        """`pulumi up` stops here, or must not run as planned: protected in the state (the base
+        plan) and replaced or deleted, a change the API refuses, or one unsafe in one `up`."""
+        if self.refused or self.hazards:
+            return True
+        return self.protect_old and self.action in ("replace", "delete")
 
 
 def _version(text: Any) -> tuple[int, ...]:
@@ -407,7 +411,50 @@ def diff_plans(old: Plan, new: Plan) -> list[ResourceDiff]:
     for d in diffs.values():
         if d.action == "replace" and d.type in review_replace.NO_OVERLAP_ON_REPLACE:
             d.refused += _overlap(d, old.resources[d.urn], new.resources[d.urn])
+    _default_revision_hazard(diffs, old, new)
     return [diffs[u] for u in sorted(diffs)]
+
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+ISTIO_BASE = "istio-base"
+
+
+def _releases(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {
+        str((r.get("inputs") or {}).get("name")): r
+        for r in plan.resources.values()
+        if r["type"] == HELM_RELEASE
+    }
+
+
+def _default_revision_hazard(diffs: dict[str, ResourceDiff], old: Plan, new: Plan) -> None:
+    """The base chart's default validating webhook points at `istiod-<defaultRevision>`
+    (manifests/charts/base/templates/defaultrevision-validatingwebhookconfiguration.yaml, Istio
+    1.30.3), and every istiod release depends on `istio-base`, so it is upgraded first. Moving
+    `default` to a revision this same `up` installs leaves every create or update of an Istio
+    object failing validation ("service istiod-<rev> not found") until that istiod is ready,
+    for good if its install fails and is rolled back. A new stack is not at risk: its Istio
+    objects wait for the default istiod."""
+    before, after = _releases(old), _releases(new)
+    base = after.get(ISTIO_BASE)
+    if ISTIO_BASE not in before or base is None:
+        return
+    revision = str(((base.get("inputs") or {}).get("values") or {}).get("defaultRevision") or "")
+    previous = str(
+        ((before[ISTIO_BASE].get("inputs") or {}).get("values") or {}).get("defaultRevision") or ""
+    )
+    if not revision or revision == previous or f"istiod-{revision}" in before:
+        return
+    d = diffs.get(base["urn"])
+    if d is None:  # defaultRevision changed, so the release is in the diff; be safe anyway
+        return
+    d.hazards.append(
+        f"defaultRevision moves to {revision}, whose istiod (istiod-{revision}) this same up "
+        "installs: istio-base is upgraded first, and until that istiod is ready every create "
+        "or update of an Istio object fails validation (for good if its install is rolled "
+        "back). Add the revision in one up (P1), move the tags in a later one (P3): "
+        "docs/ingress.md"
+    )
 
 
 def _overlap(d: ResourceDiff, old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -97,7 +97,7 @@ class IstioConfig(ConfigModel):
     egress_gateway_revision: str | None = None
     # A second ingress gateway on another revision, behind the primary's Service.
     ingress_gateway_canary: GatewayCanary | None = None
-    # Bump to restart istiod and the gateways (a pod-template annotation; 0: none).
+    # Bump to restart the gateways, re-injected (a pod-template annotation; 0: none).
     restart_epoch: int
     # Base chart (CRDs, default validator) version; unset: the newest revision's.
     base_version: str | None = None

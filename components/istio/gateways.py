@@ -18,7 +18,7 @@ from components.base.workload import Workload, spread
 from components.cluster.pools import WORKLOAD_POOL_LABEL
 from components.istio.config import IstioConfig
 from components.istio.revisions import GatewayCanary
-from components.istio.values import restart_annotations
+from components.istio.values import EVICT_UNHEALTHY, restart_annotations
 
 EGRESS_PORTS: tuple[tuple[str, int, int], ...] = (
     ("status-port", mesh.STATUS_PORT, mesh.STATUS_PORT),
@@ -48,7 +48,7 @@ def gateway_values(
             "targetCPUUtilizationPercentage": 80,
         },
         # The chart renders the budget only above one replica (at the minimum).
-        "podDisruptionBudget": workload.pdb.helm(),
+        "podDisruptionBudget": {**workload.pdb.helm(), **EVICT_UNHEALTHY},
         "resources": workload.resources.helm(),
         "nodeSelector": dict(WORKLOAD_POOL_LABEL),
         "topologySpreadConstraints": spread(selector, hard=False),

@@ -1,7 +1,9 @@
 """Control planes side by side: the model of `istio.revisions` (each an `istiod-<name>` release
 at a pinned chart version, holding revision tags), and the preconditions of a canary upgrade,
 checked offline so a bad phase order is a config error naming the key, never a half-applied
-`pulumi up` (docs/ingress.md, "Upgrading Istio"). Pure: no Pulumi.
+`pulumi up` (docs/ingress.md, "Upgrading Istio"). What only a previous plan shows (moving
+`default` to a revision the same `up` installs) is the review's blocker
+(`tools/review_diff.py`). Pure: no Pulumi.
 
 The facts these checks encode (Istio 1.30 charts and docs, `setup/upgrade/canary` and `helm`):
 a tag is an alias with one owner, so moving it is one in-place update; `default` also takes

@@ -18,10 +18,18 @@ from components.cluster.pools import SYSTEM_POOL_LABEL, system_pool_toleration
 from components.istio.config import IstioConfig
 from components.istio.revisions import IstioRevision
 
-# Pod-template annotation written where the program owns pod templates (istiod and gateway
-# charts' `podAnnotations`): bumping `istio.restartEpoch` rolls those pods, re-injecting
-# gateways with the control plane their revision now selects.
+# Pod-template annotation written where the program owns injected pod templates (the gateway
+# charts' `podAnnotations`): bumping `istio.restartEpoch` rolls those pods, re-injecting them
+# with the control plane their revision now selects. istiod runs no proxy: restarting it would
+# only make every proxy in the mesh reconnect.
 RESTART_ANNOTATION = "service-mesh/restart-epoch"
+
+
+# A pod that is not Ready may always be evicted: with the default (IfHealthyBudget) one
+# crashlooping istiod or gateway pod leaves the budget no disruption to allow, and every node
+# drain and DOKS surge upgrade waits on it (Kubernetes `unhealthyPodEvictionPolicy`; rendered
+# by the istiod chart from `pdb`, and copied by the gateway chart from `podDisruptionBudget`).
+EVICT_UNHEALTHY = {"unhealthyPodEvictionPolicy": "AlwaysAllow"}
 
 
 def restart_annotations(epoch: int) -> dict[str, str]:
@@ -93,13 +101,17 @@ def istiod_values(
     `mesh_config` (from the security and observability layers) is deep-merged into
     meshConfig; its lists replace ours."""
     istiod = istio.istiod
-    restart = restart_annotations(istio.restart_epoch)
     return {
         "revision": revision.name,
         "revisionTags": [],  # tags are authored once, in tags.py
-        **({"podAnnotations": restart} if restart else {}),
         **replica_values(istiod),
-        "pdb": istiod.pdb.helm(),
+        # The chart's 100% surge / 25% unavailable rolls a whole second set of pods in first;
+        # with two revisions on the tainted system pool there is no room for it, the new pods
+        # stay Pending and Helm's wait rolls the release back. One at a time instead: one
+        # extra pod, and one old pod may go first where replicas remain to serve the webhook.
+        "rollingMaxSurge": 1,
+        "rollingMaxUnavailable": 1 if istiod.min_replicas > 1 else 0,
+        "pdb": {**istiod.pdb.helm(), **EVICT_UNHEALTHY},
         "resources": istiod.resources.helm(),
         "nodeSelector": dict(SYSTEM_POOL_LABEL),
         "tolerations": [system_pool_toleration()],
