@@ -153,6 +153,34 @@ def test_a_platform_that_does_not_fit_its_minimum_pools_is_refused():
     assert not fits and any("DOES NOT FIT" in line for line in lines)
 
 
+def _istiod_max(stack: str, most: int) -> list[dict]:
+    out = copy.deepcopy(records(stack))
+    for r in out:
+        if r["type"] in cost_tool.HELM and r["inputs"].get("chart") == "istiod":
+            r["inputs"]["values"]["autoscaleMax"] = most
+    return out
+
+
+def test_a_fixed_pool_that_cannot_hold_its_hpas_maximum_is_said_so():
+    """The system pool does not autoscale: istiod's HPA maximum must fit it too, or replicas
+    past what fits stay Pending under load. Said, not refused (the platform runs at its
+    minimum); every committed stack holds its maximum; an autoscaled pool is never flagged."""
+    for stack in SYSTEM:
+        assert capacity(records(stack)).ceilings == [], stack
+    check = capacity(_istiod_max("production", 10))
+    (ceiling,) = check.ceilings
+    assert check.fits and "mesh-production-system" in ceiling and "istiod-1-30 x10" in ceiling
+    assert "21.2 GiB of 18.0 GiB" in ceiling
+    lines, fits = cost_tool.plan_lines(_istiod_max("production", 10))
+    assert fits and any(line.strip().startswith("at maximum replicas:") for line in lines)
+    # The ingress gateway scales on the workload pool, which the autoscaler grows: no ceiling.
+    gateways = copy.deepcopy(records("production"))
+    for r in gateways:
+        if r["type"] in cost_tool.HELM and r["inputs"].get("chart") == "gateway":
+            r["inputs"]["values"]["autoscaling"]["maxReplicas"] = 500
+    assert capacity(gateways).ceilings == []
+
+
 def test_an_unknown_size_is_unpriced_not_guessed():
     got = cost_tool.stack_cost(_shrunk("dev", "m-2vcpu-16gb"))
     assert any("m-2vcpu-16gb" in u for u in got.unpriced)

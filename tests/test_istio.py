@@ -137,7 +137,7 @@ def gateway_pdb_evictions(v: dict[str, Any], replicas: int) -> int | None:
 
 
 @pytest.mark.parametrize(
-    ("stack", "minimum", "maximum"), [("dev", 1, 1), ("staging", 2, 2), ("production", 3, 10)]
+    ("stack", "minimum", "maximum"), [("dev", 1, 1), ("staging", 2, 2), ("production", 3, 6)]
 )
 def test_istiod_replicas_per_environment(stack, minimum, maximum):
     v = values(stack_run(stack), istiod_name(stack))

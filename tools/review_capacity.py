@@ -9,7 +9,10 @@ whose labels its nodeSelector matches and whose taints it tolerates; a DaemonSet
 on every such node. Requests the program does not set are the chart's default where known
 (istiod, gateway, metrics-server: their values.yaml), otherwise not counted and listed, since
 the scheduler would not count them either. Allocatable per node size comes from
-`tools/data/prices.json`. Pure: no Pulumi import.
+`tools/data/prices.json`. A pool of fixed size (the system pool) must also hold its HPAs'
+maximum replicas: where it cannot, the check says so ("at maximum replicas"), without refusing
+the plan (the platform runs at its minimum; replicas past what fits would stay Pending under
+load). Pure: no Pulumi import.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class PodGroup:
     hpa_enabled: str | None = None  # path of the HPA switch; its min replaces replicas
     hpa_enabled_default: bool = False
     hpa_min: str | None = None
+    hpa_max: str | None = None  # path of the HPA's maximum (checked on pools of fixed size)
+    hpa_max_default: int | None = None
     resources: str = "resources"
     default_requests: tuple[str, str] | None = None  # (cpu, memory) from the chart's values.yaml
     node_selector: tuple[str, ...] = ("nodeSelector",)
@@ -55,6 +60,8 @@ POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
             hpa_enabled="autoscaleEnabled",
             hpa_enabled_default=True,
             hpa_min="autoscaleMin",
+            hpa_max="autoscaleMax",
+            hpa_max_default=5,
             default_requests=("500m", "2048Mi"),
         ),
     ),
@@ -64,6 +71,8 @@ POD_GROUPS: dict[str, tuple[PodGroup, ...]] = {
             hpa_enabled="autoscaling.enabled",
             hpa_enabled_default=True,
             hpa_min="autoscaling.minReplicas",
+            hpa_max="autoscaling.maxReplicas",
+            hpa_max_default=5,
             default_requests=("100m", "128Mi"),
         ),
     ),
@@ -146,6 +155,7 @@ class Pods:
     daemonset: bool
     tolerates_all: bool
     defaulted: bool = False
+    max_replicas: int = 0  # the HPA's maximum, else `replicas`
 
 
 def _at(values: Mapping[str, Any], prefix: str, path: str) -> Any:
@@ -165,11 +175,15 @@ def chart_pods(chart: str, values: Mapping[str, Any], release: str = "") -> list
             continue
         replicas = _at(values, g.prefix, g.replicas) if g.replicas else None
         replicas = int(replicas if replicas is not None else g.default_replicas)
+        most = replicas
         if g.hpa_enabled:
             hpa = _at(values, g.prefix, g.hpa_enabled)
             if (hpa if hpa is not None else g.hpa_enabled_default) and g.hpa_min:
                 low = _at(values, g.prefix, g.hpa_min)
                 replicas = int(low) if low is not None else replicas
+                high = _at(values, g.prefix, g.hpa_max) if g.hpa_max else None
+                most = int(high if high is not None else (g.hpa_max_default or replicas))
+                most = max(most, replicas)
         if replicas <= 0 and not g.daemonset:
             continue
         requests = _at(values, g.prefix, g.resources) or {}
@@ -218,6 +232,7 @@ def chart_pods(chart: str, values: Mapping[str, Any], release: str = "") -> list
                 g.daemonset,
                 g.tolerates_all,
                 defaulted,
+                1 if g.daemonset else most,
             )
         )
     return out
@@ -252,6 +267,10 @@ class PoolLoad:
     memory: int = 0
     pods: list[str] = field(default_factory=list)
     oversized: list[str] = field(default_factory=list)
+    # The same at every HPA's maximum: what a pool of fixed size must also hold under load.
+    peak_cpu: int = 0
+    peak_memory: int = 0
+    scaled: list[str] = field(default_factory=list)
 
     @property
     def fits(self) -> bool:
@@ -269,6 +288,9 @@ class Capacity:
     unmodelled: list[str] = field(default_factory=list)  # charts POD_GROUPS does not describe
     no_requests: list[str] = field(default_factory=list)
     unknown_sizes: list[str] = field(default_factory=list)
+    # Pools of fixed size that cannot hold their HPAs' maximum replicas: a warning, not a
+    # refusal (the pods run at their minimum; more would stay Pending under load).
+    ceilings: list[str] = field(default_factory=list)
 
     @property
     def fits(self) -> bool:
@@ -322,15 +344,31 @@ def capacity(resources: Iterable[Mapping[str, Any]]) -> Capacity:
             for load in targets:
                 load.cpu += cpu * load.pool.min_nodes
                 load.memory += memory * load.pool.min_nodes
+                load.peak_cpu += cpu * load.pool.min_nodes
+                load.peak_memory += memory * load.pool.min_nodes
                 load.pods.append(f"{pods.what} x{load.pool.min_nodes}")
             continue
         # Pods that may run on several pools go where the most memory is left.
         load = max(targets, key=lambda p: (p.memory_allocatable - p.memory, p.pool.default))
         load.cpu += cpu * pods.replicas
         load.memory += memory * pods.replicas
+        load.peak_cpu += cpu * pods.max_replicas
+        load.peak_memory += memory * pods.max_replicas
         load.pods.append(f"{pods.what} x{pods.replicas}")
+        if pods.max_replicas > pods.replicas:
+            load.scaled.append(f"{pods.what} x{pods.max_replicas}")
         if cpu > load.node_cpu or memory > load.node_memory:
             load.oversized.append(f"{pods.what} requests more than one {load.pool.size} node")
+    for load in check.pools:
+        fixed = load.pool.max_nodes <= load.pool.min_nodes
+        over = load.peak_cpu > load.cpu_allocatable or load.peak_memory > load.memory_allocatable
+        if fixed and over and load.scaled:
+            check.ceilings.append(
+                f"{load.pool.name} (fixed at {load.pool.min_nodes} x {load.pool.size}) cannot "
+                f"hold its HPAs' maximum ({', '.join(load.scaled)}): CPU {load.peak_cpu}m of "
+                f"{load.cpu_allocatable}m, memory {_gib(load.peak_memory)} of "
+                f"{_gib(load.memory_allocatable)}; replicas past what fits stay Pending"
+            )
     return check
 
 
@@ -353,6 +391,7 @@ def capacity_lines(check: Capacity, indent: str = "  ") -> list[str]:
         )
         lines += [f"{indent}  {o}" for o in p.oversized]
     lines += [f"{indent}unschedulable: {u}" for u in check.unplaced]
+    lines += [f"{indent}at maximum replicas: {c}" for c in check.ceilings]
     lines += [f"{indent}unknown size: {u}" for u in check.unknown_sizes]
     if check.unmodelled:
         lines.append(f"{indent}charts not modelled: {', '.join(check.unmodelled)}")

@@ -130,7 +130,10 @@ class IstioConfig(ConfigModel):
         ),
         "production": Profile(
             _defaults(
-                _workload(3, 10, "1", "2Gi", "4", "4Gi"),
+                # At most 6: the system pool (3 x s-4vcpu-8gb, fixed) holds two 2 GiB istiod
+                # pods per node beside the other system pods; more would stay Pending (the
+                # capacity check's "at maximum replicas").
+                _workload(3, 6, "1", "2Gi", "4", "4Gi"),
                 _workload(3, 10, "500m", "512Mi", "2", "1Gi"),
                 _workload(2, 5, "250m", "256Mi", "2", "1Gi"),
                 _proxy("100m", "128Mi", "2", "1Gi"),
