@@ -3,6 +3,10 @@ newcomer needs are there."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from tools import config_docs
 from tools.engine import ROOT
 
@@ -76,3 +80,38 @@ def test_every_secret_row_says_where_it_is_required():
         assert all("required" in c or "optional" in c for c in cells), row
     production = [line for line in table.splitlines() if line.startswith("| `meshCaRootCert` |")]
     assert production[0].rstrip(" |").endswith("required")
+
+
+def _ci_with_python(tmp_path, managed: bool) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`.ci/run` with a `python3` that runs this interpreter for the PEP 668 probe, made to
+    look like a system Python or not, and records (instead of running) anything else."""
+    log = tmp_path / "calls"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    probe = "import sys; sys.exit(0)" if managed else "import sys; sys.exit(1)"
+    (fake / "python3").write_text(
+        '#!/usr/bin/env bash\nif [ "$1" = "-" ]; then cat >/dev/null; '
+        f'exec {sys.executable} -c "{probe}"; fi\necho "$*" >> {log}\n'
+    )
+    (fake / "python3").chmod(0o755)
+    for tool in ("ruff",):  # the test command's first step: recorded, not run
+        (fake / tool).write_text(f'#!/usr/bin/env bash\necho "{tool} $*" >> {log}\n')
+        (fake / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, check=False
+    )
+    return done, log.read_text() if log.exists() else ""
+
+
+def test_ci_refuses_a_system_python_with_the_command_to_run_instead(tmp_path):
+    """On a PEP 668 system Python, pip would refuse the install with its own error: `.ci/run`
+    stops first (exit 2), installs nothing and prints the virtualenv command README gives."""
+    done, calls = _ci_with_python(tmp_path, managed=True)
+    assert done.returncode == 2 and "pip install" not in calls, calls
+    command = "python3 -m venv .venv && . .venv/bin/activate && bash .ci/run"
+    assert command in done.stderr and command in README
+    other = tmp_path / "other"
+    other.mkdir()
+    done, calls = _ci_with_python(other, managed=False)
+    assert "-m pip install -q -r requirements-dev.txt" in calls, (done.stderr, calls)

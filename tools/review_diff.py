@@ -427,6 +427,10 @@ def _releases(plan: Plan) -> dict[str, dict[str, Any]]:
     }
 
 
+def _default_revision(base: dict[str, Any]) -> str:
+    return str(((base.get("inputs") or {}).get("values") or {}).get("defaultRevision") or "")
+
+
 def _default_revision_hazard(diffs: dict[str, ResourceDiff], old: Plan, new: Plan) -> None:
     """The base chart's default validating webhook points at `istiod-<defaultRevision>`
     (manifests/charts/base/templates/defaultrevision-validatingwebhookconfiguration.yaml, Istio
@@ -439,14 +443,11 @@ def _default_revision_hazard(diffs: dict[str, ResourceDiff], old: Plan, new: Pla
     base = after.get(ISTIO_BASE)
     if ISTIO_BASE not in before or base is None:
         return
-    revision = str(((base.get("inputs") or {}).get("values") or {}).get("defaultRevision") or "")
-    previous = str(
-        ((before[ISTIO_BASE].get("inputs") or {}).get("values") or {}).get("defaultRevision") or ""
-    )
-    if not revision or revision == previous or f"istiod-{revision}" in before:
+    revision = _default_revision(base)
+    if not revision or revision == _default_revision(before[ISTIO_BASE]):
         return
     d = diffs.get(base["urn"])
-    if d is None:  # defaultRevision changed, so the release is in the diff; be safe anyway
+    if f"istiod-{revision}" in before or d is None:
         return
     d.hazards.append(
         f"defaultRevision moves to {revision}, whose istiod (istiod-{revision}) this same up "
